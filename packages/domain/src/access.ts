@@ -1,0 +1,13 @@
+/** Who is calling, as far as authorization is concerned. */
+export interface Principal {
+  readonly orgId: string
+  readonly userId: string
+  readonly userType: 'normal' | 'bot'
+  readonly role: 'admin' | 'member' | 'guest'
+}
+
+/** Entity writes (what `terraform apply` does) need an admin user or a bot token. */
+export const canWriteEntities = (p: Principal): boolean => p.userType === 'bot' || p.role === 'admin'
+
+/** Members may read configuration (e.g. to find a flow's SRN); guests may not. */
+export const canReadEntities = (p: Principal): boolean => p.userType === 'bot' || p.role !== 'guest'

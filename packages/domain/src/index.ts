@@ -1,0 +1,3 @@
+export * from './durations.js'
+export * from './tokens.js'
+export * from './access.js'

@@ -1,0 +1,125 @@
+import { describe, expect, it } from 'vitest'
+import {
+  collectReferences,
+  decodeBase64Text,
+  encodeEntityFields,
+  normalizeEntityBody,
+  referenceAttributes,
+  resources,
+  slugOf,
+  validateEntityRules,
+} from '../src/index.js'
+
+const U1 = '60c49c8c-f181-41e4-8696-99cc0b0ffc4f'
+const U2 = '0b8f1f4a-8f4e-4c4e-9d59-6b3c7f0a1e22'
+const b64 = (s: string) => Buffer.from(s, 'utf8').toString('base64')
+
+describe('validateEntityRules', () => {
+  it('requires an integration for strategy types other than http, accepting the "<null>" placeholder for http', () => {
+    const base = { slug: 's', targets: [U1] }
+    expect(validateEntityRules(resources.strategy, { ...base, type: 'okta' })).toEqual([
+      { field: 'integration_id', message: 'this strategy type requires an integration; set integration_id' },
+    ])
+    expect(validateEntityRules(resources.strategy, { ...base, type: 'okta', integration_id: '<null>' })).toHaveLength(1)
+    expect(validateEntityRules(resources.strategy, { ...base, type: 'http', integration_id: '<null>' })).toEqual([])
+    expect(validateEntityRules(resources.strategy, { ...base, type: 'okta', integration_id: 'nope' })).toEqual([
+      { field: 'integration_id', message: 'must be a UUID or "<null>"' },
+    ])
+  })
+
+  it('requires per-type target settings unless a field binding fills them', () => {
+    expect(validateEntityRules(resources.target, { type: 'okta_group', slug: 't', settings: {} })).toEqual([
+      { field: 'settings.group_id', message: 'is required for type "okta_group"' },
+    ])
+    expect(validateEntityRules(resources.target, { type: 'github_repo', slug: 't', settings: {}, field_bindings: ['repo_name'] })).toEqual([])
+    expect(
+      validateEntityRules(resources.target, { type: 'aws_sso_permission_set', slug: 't', settings: { permission_set_arn: 'arn' } }),
+    ).toEqual([{ field: 'settings.account_id', message: 'is required for type "aws_sso_permission_set"' }])
+  })
+
+  it('checks base64 implementations and unique prompt field names, naming the field', () => {
+    const body = {
+      slug: 'f',
+      implementation: 'not base64!',
+      environment_id: U1,
+      params: { prompt_fields: [{ name: 'reason', type: 'string' }, { name: 'reason', type: 'int', on_change: b64('x') }] },
+    }
+    expect(validateEntityRules(resources.flow, body)).toEqual([
+      { field: 'implementation', message: 'must be base64-encoded UTF-8 text' },
+      { field: 'params.prompt_fields[1].name', message: 'duplicate name "reason"' },
+    ])
+    expect(decodeBase64Text(b64('héllo'))).toBe('héllo')
+    expect(decodeBase64Text(Buffer.from([0xff, 0xfe]).toString('base64'))).toBeUndefined()
+  })
+
+  it('rejects a target listed twice', () => {
+    expect(validateEntityRules(resources.strategy, { type: 'http', slug: 's', targets: [U1, U1] })).toEqual([
+      { field: 'targets[1]', message: 'is listed twice' },
+    ])
+  })
+})
+
+describe('normalize, encode and references', () => {
+  it('drops unset markers, lower-cases slugs and decodes base64; encoding restores it', () => {
+    const body = {
+      slug: 'SSO_Access',
+      label: '',
+      implementation: b64('export const x = 1\n'),
+      environment_id: U1,
+      params: { strategy_id: '', additional_header_text: '', prompt_fields: [{ name: 'r', type: 'string', on_change: '', default: '' }] },
+    }
+    const n = normalizeEntityBody(resources.flow, body)
+    expect(n).toEqual({
+      slug: 'sso_access',
+      implementation: 'export const x = 1\n',
+      environment_id: U1,
+      params: { prompt_fields: [{ name: 'r', type: 'string' }] },
+    })
+    expect(encodeEntityFields(resources.flow, n)).toMatchObject({ implementation: body.implementation })
+  })
+
+  it('collects references from attributes, lists, maps and blocks', () => {
+    const env = { slug: 'main', integrations: { slack_id: U1 }, runtime_id: U2, log_destination_ids: [U1, U2] }
+    expect(collectReferences(resources.environment, env)).toEqual([
+      { field: 'runtime_id', kind: 'runtime', id: U2 },
+      { field: 'integrations.slack_id', kind: 'integration', id: U1 },
+      { field: 'log_destination_ids[0]', kind: 'log_destination', id: U1 },
+      { field: 'log_destination_ids[1]', kind: 'log_destination', id: U2 },
+    ])
+    expect(collectReferences(resources.flow, { slug: 'f', environment_id: U1, params: { strategy_id: U2 } })).toContainEqual({
+      field: 'params.strategy_id',
+      kind: 'strategy',
+      id: U2,
+    })
+    expect(collectReferences(resources.strategy, { type: 'http', integration_id: '<null>', targets: [] })).toEqual([])
+  })
+
+  it('lists every reference attribute by kind and API path', () => {
+    expect(referenceAttributes().map((r) => `${r.kind}.${r.path}->${r.references}`)).toEqual([
+      'strategy.integration_id->integration',
+      'strategy.targets->target',
+      'flow.environment_id->environment',
+      'flow.params.strategy_id->strategy',
+      'environment.runtime_id->runtime',
+      'environment.integrations->integration',
+      'environment.error_logger_id->error_logger',
+      'environment.log_destination_ids->log_destination',
+      'runtime.context_id->integration',
+      'secret.source_id->secret_source',
+      'error_logger.integration_id->integration',
+      'log_destination.integration_id->integration',
+      'flows_filter.integrations->integration',
+    ])
+  })
+
+  it('derives lookup slugs for resources without a name', () => {
+    expect(slugOf(resources.secret, { path: 'sym/main/Okta API key' })).toBe('sym-main-okta-api-key')
+    expect(slugOf(resources.error_logger, { destination: '#Sym-Errors' })).toBe('sym-errors')
+    expect(slugOf(resources.log_destination, { type: 'kinesis_firehose', settings: { stream_name: 'SymS3ReportingLogsMain' } })).toBe(
+      'syms3reportinglogsmain',
+    )
+    expect(slugOf(resources.log_destination, { type: 'http', settings: { url: 'https://logs.example.com/sym' } })).toBe('logs-example-com-sym')
+    expect(slugOf(resources.log_destination, { type: 'datadog', settings: {} })).toBe('datadog')
+    expect(slugOf(resources.flow, { slug: 'My-Flow' })).toBe('my-flow')
+  })
+})
