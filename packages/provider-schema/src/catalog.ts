@@ -1,5 +1,5 @@
 import { environmentData, integrationData, runtimeData, secretSourceData } from './data-sources.js'
-import type { EntityKind } from './dsl.js'
+import type { EntityKind, ResourceDef } from './dsl.js'
 import { environment } from './resources/environment.js'
 import { errorLogger } from './resources/error-logger.js'
 import { flow } from './resources/flow.js'
@@ -32,4 +32,4 @@ export type ResourceOf<K extends EntityKind> = Resources[K]
 
 export const dataSources = [integrationData, runtimeData, environmentData, secretSourceData] as const
 
-export const resourceList = Object.values(resources)
+export const resourceList: readonly ResourceDef[] = Object.values(resources)

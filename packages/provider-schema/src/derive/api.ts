@@ -68,8 +68,16 @@ const UUID = 'uuid'
 /** The API field name of an attribute or block. */
 export const jsonName = (name: string, d: AttributeDef | BlockDef): string => d.json ?? name
 
-function attributeSchema(a: AttributeDef): TSchema {
-  const description = a.description
+/**
+ * Body schemas carry defaults, which the API's validator fills in, so what is stored is complete even when a client
+ * omits a key. View schemas do not: a view echoes what is stored, nothing more.
+ */
+function attributeSchema(a: AttributeDef, defaults: boolean): TSchema {
+  const s = attributeTypeSchema(a, a.description)
+  return defaults && a.default !== undefined ? ({ ...s, default: a.default }) : s
+}
+
+function attributeTypeSchema(a: AttributeDef, description: string): TSchema {
   switch (a.type) {
     case 'string': {
       if (a.allowedValues) return Type.Enum([...a.allowedValues], { description })
@@ -108,17 +116,17 @@ function attributeSchema(a: AttributeDef): TSchema {
 function objectSchema(
   attributes: Readonly<Record<string, AttributeDef>>,
   blocks: Readonly<Record<string, BlockDef>> | undefined,
-  opts: { description?: string; withId?: boolean } = {},
+  opts: { description?: string; withId?: boolean; defaults: boolean },
 ): TSchema {
   const properties: Record<string, TSchema> = {}
   if (opts.withId) properties.id = Type.Optional(Type.String({ description: 'Ignored; the id in the path wins.' }))
   for (const [name, a] of Object.entries(attributes)) {
     if (a.mode === 'computed') continue
-    const s = attributeSchema(a)
+    const s = attributeSchema(a, opts.defaults)
     properties[jsonName(name, a)] = a.mode === 'required' ? s : Type.Optional(s)
   }
   for (const [name, b] of Object.entries(blocks ?? {})) {
-    const item = objectSchema(b.attributes, b.blocks, { description: b.description })
+    const item = objectSchema(b.attributes, b.blocks, { description: b.description, defaults: opts.defaults })
     const s = b.apiShape === 'object' ? item : Type.Array(item, { description: b.description })
     properties[jsonName(name, b)] = Type.Optional(s)
   }
@@ -133,11 +141,11 @@ function viewSchema(r: ResourceDef): TSchema {
   for (const [name, a] of Object.entries(r.attributes)) {
     if (a.mode === 'computed') continue
     // Responses echo what was stored; placeholders such as "<null>" come back as absent fields.
-    const s = attributeSchema({ ...a, nullPlaceholder: undefined, slug: undefined })
+    const s = attributeSchema({ ...a, nullPlaceholder: undefined, slug: undefined }, false)
     properties[jsonName(name, a)] = a.mode === 'required' ? s : Type.Optional(s)
   }
   for (const [name, b] of Object.entries(r.blocks ?? {})) {
-    const item = objectSchema(b.attributes, b.blocks, { description: b.description })
+    const item = objectSchema(b.attributes, b.blocks, { description: b.description, defaults: false })
     properties[jsonName(name, b)] = Type.Optional(b.apiShape === 'object' ? item : Type.Array(item))
   }
   properties.created_at = Type.String({ format: 'date-time' })
@@ -153,6 +161,8 @@ export const schemaName = (r: ResourceDef): string =>
     .join('')
 
 export interface EntityApiSchemas<R extends ResourceDef> {
+  /** The `$id`s under which the API registers the two schemas (OpenAPI component names). */
+  readonly ids: { readonly body: string; readonly view: string }
   /** POST and PATCH body. */
   readonly body: TUnsafe<EntityBody<R>>
   /** What GET/POST/PATCH return. */
@@ -163,8 +173,9 @@ export interface EntityApiSchemas<R extends ResourceDef> {
 export function entityApiSchemas<R extends ResourceDef>(r: R): EntityApiSchemas<R> {
   const name = schemaName(r)
   return {
+    ids: { body: `${name}Body`, view: name },
     body: Type.Unsafe<EntityBody<R>>({
-      ...objectSchema(r.attributes, r.blocks, { withId: true, description: `A ${r.title}, as sent to create or update it.` }),
+      ...objectSchema(r.attributes, r.blocks, { withId: true, defaults: true, description: `A ${r.title}, as sent to create or update it.` }),
       $id: `${name}Body`,
     }),
     view: Type.Unsafe<EntityView<R>>({ ...viewSchema(r), $id: name, description: r.description }),

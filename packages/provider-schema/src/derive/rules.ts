@@ -233,17 +233,18 @@ const slugify = (s: string) =>
 
 /** The lookup slug of an entity: its `name`, or for resources without one, derived as their definition says. */
 export function slugOf(r: ResourceDef, body: Json): string {
+  const text = (v: unknown) => (typeof v === 'string' ? v : '')
   if (typeof body.slug === 'string') return body.slug.toLowerCase()
   switch (r.derivedSlug?.from) {
     case 'path':
-      return slugify(String(body.path ?? ''))
+      return slugify(text(body.path))
     case 'destination':
-      return String(body.destination ?? '')
+      return text(body.destination)
         .replace(/^#/, '')
         .toLowerCase()
     case 'settings': {
       const settings = (body.settings ?? {}) as Record<string, string>
-      const source = settings.stream_name || settings.url?.replace(/^[a-z]+:\/\//i, '') || String(body.type ?? '')
+      const source = settings.stream_name || settings.url?.replace(/^[a-z]+:\/\//i, '') || text(body.type)
       return slugify(source)
     }
     default:

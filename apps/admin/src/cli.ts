@@ -1,0 +1,133 @@
+/**
+ * The admin command: orgs, users, bots and tokens. `run(argv, io)` is the whole program so tests drive it in
+ * process; `main.ts` wires it to the real database and stdout.
+ */
+import { parseArgs } from 'node:util'
+import { AccountError, createBot, createOrg, createUser, issueToken, listTokens, revokeToken, type Db } from '@opensym/db'
+import { parseDuration } from '@opensym/domain'
+
+export interface Io {
+  out(text: string): void
+}
+
+/** A usage or input problem: printed as one line, exit code 2. */
+class UsageError extends Error {}
+
+const USAGE = `usage: admin <command> [--json]
+  org create --slug <slug> [--name <name>]
+  user create --org <slug> --email <email> --role admin|member|guest
+  bot create --org <slug> --name <name>
+  token issue --org <slug> (--bot <name> | --user <email>) [--expires 30d] [--label <label>]
+  token revoke <token-id>
+  token list [--org <slug>]`
+
+const OPTIONS = {
+  json: { type: 'boolean' },
+  slug: { type: 'string' },
+  name: { type: 'string' },
+  org: { type: 'string' },
+  email: { type: 'string' },
+  role: { type: 'string' },
+  bot: { type: 'string' },
+  user: { type: 'string' },
+  expires: { type: 'string' },
+  label: { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+} as const
+
+type Values = { [K in keyof typeof OPTIONS]?: (typeof OPTIONS)[K]['type'] extends 'boolean' ? boolean : string }
+
+function need(values: Values, key: keyof Values): string {
+  const v = values[key]
+  if (typeof v !== 'string' || !v) throw new UsageError(`--${key} is required`)
+  return v
+}
+
+const iso = (d: Date | null) => (d ? d.toISOString() : null)
+
+/** Runs one admin command; returns the process exit code. */
+export async function run(argv: readonly string[], db: Db, io: Io): Promise<number> {
+  let parsed
+  try {
+    parsed = parseArgs({ args: [...argv], options: OPTIONS, allowPositionals: true, strict: true })
+  } catch (e) {
+    io.out(`error: ${(e as Error).message}`)
+    return 2
+  }
+  const values = parsed.values as Values
+  const [noun, verb, ...rest] = parsed.positionals
+  const print = (json: object, text: string) => io.out(values.json ? JSON.stringify(json) : text)
+  if (values.help) {
+    io.out(USAGE)
+    return 0
+  }
+  if (!noun) {
+    io.out('error: no command given; run with --help for usage')
+    return 2
+  }
+  try {
+    switch (`${noun} ${verb ?? ''}`) {
+      case 'org create': {
+        const org = await createOrg(db, { slug: need(values, 'slug'), name: values.name })
+        print({ id: org.id, slug: org.slug, name: org.name, created_at: iso(org.createdAt) }, `created org ${org.slug} (${org.id})`)
+        return 0
+      }
+      case 'user create': {
+        const role = need(values, 'role')
+        if (role !== 'admin' && role !== 'member' && role !== 'guest') throw new UsageError('--role must be admin, member or guest')
+        const user = await createUser(db, { org: need(values, 'org'), email: need(values, 'email'), role })
+        print({ id: user.id, email: user.email, role: user.role, type: user.type }, `created ${role} ${user.email} (${user.id})`)
+        return 0
+      }
+      case 'bot create': {
+        const bot = await createBot(db, { org: need(values, 'org'), name: need(values, 'name') })
+        print({ id: bot.id, name: bot.username, type: bot.type }, `created bot ${bot.username} (${bot.id})`)
+        return 0
+      }
+      case 'token issue': {
+        let expiresInSeconds: number | undefined
+        if (values.expires !== undefined) {
+          expiresInSeconds = parseDuration(values.expires)
+          if (!expiresInSeconds) throw new UsageError(`--expires "${values.expires}" is not a duration like 30d, 12h or 90m`)
+        }
+        const { token, secret, owner } = await issueToken(db, { org: need(values, 'org'), bot: values.bot, user: values.user, expiresInSeconds, label: values.label })
+        print(
+          { token: secret, id: token.id, owner: owner.username, label: token.label, expires_at: iso(token.expiresAt) },
+          `${secret}\n(token ${token.id} for ${owner.username}${token.expiresAt ? `, expires ${token.expiresAt.toISOString()}` : ''}; it is shown only once)`,
+        )
+        return 0
+      }
+      case 'token revoke': {
+        const id = rest[0]
+        if (!id) throw new UsageError('token revoke needs the token id')
+        const token = await revokeToken(db, id)
+        print({ id: token.id, revoked_at: iso(token.revokedAt) }, `revoked token ${token.id}`)
+        return 0
+      }
+      case 'token list': {
+        const tokens = await listTokens(db, { org: values.org })
+        const rows = tokens.map((t) => ({
+          id: t.id,
+          org: t.org.slug,
+          owner: t.user.username,
+          owner_type: t.user.type,
+          label: t.label,
+          created_at: iso(t.createdAt),
+          expires_at: iso(t.expiresAt),
+          revoked_at: iso(t.revokedAt),
+          last_used_at: iso(t.lastUsedAt),
+        }))
+        print(rows, rows.map((r) => `${r.id}  ${r.org}  ${r.owner}  ${r.revoked_at ? 'revoked' : r.expires_at ?? 'no expiry'}  ${r.label ?? ''}`).join('\n') || 'no tokens')
+        return 0
+      }
+      default:
+        throw new UsageError(`unknown command "${[noun, verb].filter(Boolean).join(' ')}"; run with --help for usage`)
+    }
+  } catch (e) {
+    if (e instanceof UsageError || e instanceof AccountError) {
+      io.out(`error: ${e.message}`)
+      return e instanceof UsageError ? 2 : 1
+    }
+    throw e
+  }
+}

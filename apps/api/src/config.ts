@@ -1,0 +1,52 @@
+/**
+ * The API's configuration: read from the environment once, validated, then passed in. Nothing else in the API
+ * reads `process.env`.
+ */
+import { Type, type Static } from 'typebox'
+import { Value } from 'typebox/value'
+
+export const ApiConfigSchema = Type.Object({
+  port: Type.Integer({ minimum: 0, maximum: 65535, default: 8080, description: 'PORT: the API listens here.' }),
+  host: Type.String({ default: '127.0.0.1', description: 'HOST: the interface to listen on (0.0.0.0 for all).' }),
+  databaseUrl: Type.String({
+    minLength: 1,
+    default: 'postgresql://postgres@127.0.0.1:5432/opensym',
+    description: 'DATABASE_URL: PostgreSQL connection string.',
+  }),
+  redisUrl: Type.String({ minLength: 1, default: 'redis://127.0.0.1:6379', description: 'REDIS_URL: Redis connection string.' }),
+  logLevel: Type.Union([Type.Literal('fatal'), Type.Literal('error'), Type.Literal('warn'), Type.Literal('info'), Type.Literal('debug'), Type.Literal('trace'), Type.Literal('silent')], {
+    default: 'info',
+    description: 'LOG_LEVEL: pino log level.',
+  }),
+  dbPoolSize: Type.Integer({ minimum: 1, default: 10, description: 'DB_POOL_SIZE: PostgreSQL connections per process.' }),
+})
+export type ApiConfig = Static<typeof ApiConfigSchema>
+
+const ENV_NAMES: Record<keyof ApiConfig, string> = {
+  port: 'PORT',
+  host: 'HOST',
+  databaseUrl: 'DATABASE_URL',
+  redisUrl: 'REDIS_URL',
+  logLevel: 'LOG_LEVEL',
+  dbPoolSize: 'DB_POOL_SIZE',
+}
+
+/** Reads the configuration from environment variables; throws one line per bad variable. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): ApiConfig {
+  const raw: Record<string, unknown> = {}
+  for (const [key, name] of Object.entries(ENV_NAMES)) {
+    const v = env[name]
+    if (v === undefined || v === '') continue
+    raw[key] = /^\d+$/.test(v) && (key === 'port' || key === 'dbPoolSize') ? Number(v) : v
+  }
+  const withDefaults = Value.Default(ApiConfigSchema, raw)
+  const errors = [...Value.Errors(ApiConfigSchema, withDefaults)]
+  if (errors.length) {
+    const lines = errors.map((e) => {
+      const key = e.instancePath.replace(/^\//, '') as keyof ApiConfig
+      return `${ENV_NAMES[key] ?? key}: ${e.message}`
+    })
+    throw new Error(`invalid configuration: ${lines.join('; ')}`)
+  }
+  return withDefaults as ApiConfig
+}

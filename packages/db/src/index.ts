@@ -1,0 +1,44 @@
+// The one place that imports Prisma. Other packages use createDb() and the types re-exported here.
+import { PrismaPg } from '@prisma/adapter-pg'
+import { type Prisma, PrismaClient } from './generated/prisma/client.js'
+
+export * from './generated/prisma/client.js'
+export { isForeignKeyViolation, isRetriableTxError, isUniqueViolation, violatedConstraint, type ViolatedConstraint } from './errors.js'
+// Migrations (wasm schema engine; loaded lazily on first call). Also available as `@opensym/db/migrate`.
+export {
+  MigrateError,
+  migrateDeploy,
+  migrateDev,
+  migrateDiff,
+  migrateReset,
+  migrateStatus,
+  type DeployResult,
+  type DevInput,
+  type DevResult,
+  type DiffResult,
+  type MigrateOptions,
+  type StatusResult,
+} from './migrate.js'
+export * from './accounts.js'
+
+export type Db = PrismaClient
+/** The client handed to an interactive `$transaction(async (tx) => ...)` callback. */
+export type Tx = Prisma.TransactionClient
+/** Services take this so callers can pass either the client or an open transaction. */
+export type DbOrTx = Db | Tx
+
+export interface CreateDbOptions {
+  /** Maximum connections in the pg pool. Default 10. */
+  poolSize?: number
+}
+
+export function createDb(url: string, options: CreateDbOptions = {}): Db {
+  if (!url) throw new Error('createDb: the database URL is empty (is DATABASE_URL set?)')
+  // The Prisma 7 client has no Rust engine; it talks to PostgreSQL through this pg-based adapter.
+  return new PrismaClient({ adapter: new PrismaPg({ connectionString: url, max: options.poolSize ?? 10 }) })
+}
+
+/** Runs `fn` in the caller's transaction if given one, else in a new interactive transaction. */
+export function inTransaction<T>(db: DbOrTx, fn: (tx: Tx) => Promise<T>, options?: { isolationLevel?: Prisma.TransactionIsolationLevel }): Promise<T> {
+  return '$transaction' in db ? db.$transaction(fn, options) : fn(db)
+}
