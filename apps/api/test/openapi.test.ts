@@ -1,7 +1,10 @@
+import { readFileSync } from 'node:fs'
+import { resolve } from 'node:path'
 import { apiSchemas, resourceList } from '@opensym/provider-schema'
 import { Redis } from 'ioredis'
 import { describe, expect, it } from 'vitest'
 import { buildApp } from '../src/app.js'
+import { OPENAPI_PATH, openApiDocument } from '../src/openapi.js'
 import { call, useApi } from './helpers.js'
 
 const h = useApi()
@@ -65,9 +68,6 @@ describe('health', () => {
 
 describe('docs/api/openapi.json', () => {
   it('is the committed copy of the served document (run `npm run generate:all`)', async () => {
-    const { readFileSync } = await import('node:fs')
-    const { resolve } = await import('node:path')
-    const { OPENAPI_PATH, openApiDocument } = await import('../src/openapi.js')
     expect(readFileSync(resolve(import.meta.dirname, '../../..', OPENAPI_PATH), 'utf8')).toBe(await openApiDocument())
   })
 })
