@@ -349,7 +349,7 @@ function writePgConfig(port) {
 }
 
 /** The running private server from postmaster.pid, or undefined. */
-function runningPrivatePostgres() {
+export function runningPrivatePostgres() {
   const { pgdata } = pgPaths();
   let lines;
   try {

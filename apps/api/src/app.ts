@@ -34,6 +34,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       : {
           logger: {
             level: deps.config.logLevel,
+            base: { service: 'api', pid: process.pid },
             redact: { paths: ['req.headers.authorization', 'req.headers.cookie', '*.token', '*.tokenSecret'], censor: '[redacted]' },
           },
         }),

@@ -6,7 +6,7 @@ import { startWorker } from './worker.js'
 const SHUTDOWN_GRACE_MS = 30_000
 
 const config = loadConfig()
-const log = pino({ level: config.logLevel, base: { service: 'worker' } })
+const log = pino({ level: config.logLevel, base: { service: 'worker', pid: process.pid } })
 const worker = await startWorker(config, log).catch((err: unknown) => {
   log.fatal({ err }, 'worker failed to start')
   process.exit(1)
