@@ -20,7 +20,7 @@ describe('the SDK client against a listening API', () => {
     expect(slack).toMatchObject({ slug: 'main-slack', external_id: 'T123ABC' })
     const env = await sym.entities.environment.create({ slug: 'prod', integrations: { slack_id: slack.id } })
     const flow = await sym.entities.flow.create({ slug: 'approve', implementation: b64('export {}'), environment_id: env.id, params: { allow_revoke: false } })
-    expect(flow.params).toMatchObject({ allow_revoke: false, schedule_deescalation: true })
+    expect(flow.params).toEqual({ allow_revoke: false })
     expect(await sym.entities.flow.find({ slug: 'APPROVE' })).toEqual([flow])
     expect(await sym.entities.flow.get(flow.id)).toEqual(flow)
     const renamed = await sym.entities.flow.update(flow.id, { slug: 'approve', label: 'Approve', implementation: b64('export {}'), environment_id: env.id })

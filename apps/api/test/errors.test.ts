@@ -105,6 +105,21 @@ describe('401: missing, invalid, expired or revoked tokens', () => {
   })
 })
 
+describe('token use', () => {
+  it('is recorded on the token, without a write per request', async () => {
+    const used = await issueToken(h.db, { org: h.a.slug, bot: 'terraform' })
+    expect(used.token.lastUsedAt).toBeNull()
+    await Promise.all([1, 2, 3].map(() => call(h, 'GET', 'entities/flows', { token: used.secret })))
+    // The update is fire-and-forget; poll briefly for it.
+    let lastUsedAt: Date | null = null
+    for (let i = 0; i < 50 && !lastUsedAt; i++) {
+      lastUsedAt = (await h.db.apiToken.findUniqueOrThrow({ where: { id: used.token.id } })).lastUsedAt
+      if (!lastUsedAt) await new Promise((r) => setTimeout(r, 20))
+    }
+    expect(lastUsedAt).toBeInstanceOf(Date)
+  })
+})
+
 describe('403: roles', () => {
   it('members may read but not write; guests may do neither; admins and bots may write', async () => {
     expect((await call(h, 'GET', 'entities/flows', { token: h.a.tokens.member })).status).toBe(200)

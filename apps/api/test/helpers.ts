@@ -65,4 +65,4 @@ export async function ok(h: Harness, method: 'GET' | 'POST' | 'PATCH', url: stri
   return res.body as Entity
 }
 
-export const b64 = (s: string) => Buffer.from(s, 'utf8').toString('base64')
+export { b64 } from '@opensym/testing'

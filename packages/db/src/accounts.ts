@@ -119,3 +119,35 @@ export async function listTokens(db: Db, filter: { org?: string } = {}) {
     include: { user: { select: { username: true, type: true } }, org: { select: { slug: true } } },
   })
 }
+
+/** What authentication needs to know about a bearer token, in one round trip. */
+export interface TokenPrincipal {
+  readonly tokenId: string
+  readonly orgId: string
+  readonly userId: string
+  readonly userType: 'normal' | 'bot'
+  readonly role: Role
+  readonly expiresAt: Date | null
+  readonly revokedAt: Date | null
+  readonly lastUsedAt: Date | null
+  readonly userDeactivatedAt: Date | null
+}
+
+/** The token with this hash and its owner, or undefined. Runs on every API request, hence one joined query. */
+export async function findTokenPrincipal(db: Db, tokenHash: string): Promise<TokenPrincipal | undefined> {
+  const rows = await db.$queryRaw<TokenPrincipal[]>`
+    SELECT t.id AS "tokenId", t."orgId" AS "orgId", u.id AS "userId", u.type::text AS "userType", u.role::text AS role,
+           t."expiresAt" AS "expiresAt", t."revokedAt" AS "revokedAt", t."lastUsedAt" AS "lastUsedAt",
+           u."deactivatedAt" AS "userDeactivatedAt"
+    FROM "ApiToken" t JOIN "User" u ON u.id = t."userId"
+    WHERE t."tokenHash" = ${tokenHash}`
+  return rows[0]
+}
+
+/** Records that a token was used, unless that was already recorded within `resolutionMs`. */
+export async function touchToken(db: Db, tokenId: string, now: Date, resolutionMs: number): Promise<void> {
+  await db.apiToken.updateMany({
+    where: { id: tokenId, OR: [{ lastUsedAt: null }, { lastUsedAt: { lt: new Date(now.getTime() - resolutionMs) } }] },
+    data: { lastUsedAt: now },
+  })
+}

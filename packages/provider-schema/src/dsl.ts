@@ -194,3 +194,6 @@ export const settingsAttribute = (description: string) =>
 
 /** Slugs must be URL-safe: Sym's provider puts them in query strings without encoding. */
 export const SLUG_PATTERN = '^[A-Za-z0-9][A-Za-z0-9_.-]*$'
+
+/** A resource title with its indefinite article, for messages: "an integration", "a flow". */
+export const article = (noun: string): string => `${/^[aeiou]/i.test(noun) ? 'an' : 'a'} ${noun}`

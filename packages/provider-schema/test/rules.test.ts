@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import {
+  applyDefaults,
   collectReferences,
   decodeBase64Text,
   encodeEntityFields,
@@ -121,5 +122,25 @@ describe('normalize, encode and references', () => {
     expect(slugOf(resources.log_destination, { type: 'http', settings: { url: 'https://logs.example.com/sym' } })).toBe('logs-example-com-sym')
     expect(slugOf(resources.log_destination, { type: 'datadog', settings: {} })).toBe('datadog')
     expect(slugOf(resources.flow, { slug: 'My-Flow' })).toBe('my-flow')
+  })
+})
+
+describe('applyDefaults', () => {
+  it('fills unset values from the schema, blocks included, and keeps what is set', () => {
+    const stored = { slug: 'f', implementation: 'x', environment_id: U1, params: { allow_revoke: false, prompt_fields: [{ name: 'r', type: 'string', label: '' }] } }
+    expect(applyDefaults(resources.flow, stored)).toEqual({
+      slug: 'f',
+      implementation: 'x',
+      environment_id: U1,
+      vars: {},
+      params: {
+        allow_revoke: false,
+        schedule_deescalation: true,
+        include_decision_message: false,
+        allow_guest_interaction: false,
+        prompt_fields: [{ name: 'r', type: 'string', label: '', required: true, visible: true, prefetch: false }],
+      },
+    })
+    expect(applyDefaults(resources.flow, { slug: 'bare' })).toMatchObject({ params: { allow_revoke: true, schedule_deescalation: true } })
   })
 })

@@ -1,2 +1,3 @@
 export { createTestDatabase, uniqueSuffix, type TestDatabase } from './database.js'
 export { createTestOrg, type TestOrg } from './org.js'
+export { b64, entityBodies } from './entity-bodies.js'

@@ -5,6 +5,7 @@
 import { isForeignKeyViolation, isUniqueViolation, type Db, type DbOrTx } from '@opensym/db'
 import type { Principal } from '@opensym/domain'
 import {
+  article,
   collectReferences,
   encodeEntityFields,
   normalizeEntityBody,
@@ -139,9 +140,9 @@ export class EntityService {
       if (isUniqueViolation(e)) {
         const r = resources[kind]
         if (r.lookup === 'singleton') {
-          throw new ApiError('DUPLICATE', `this organization already has a ${r.title}; update it, or import it into Terraform`, [{ field: 'id', message: 'already exists' }])
+          throw new ApiError('DUPLICATE', `this organization already has ${article(r.title)}; update it, or import it into Terraform`, [{ field: 'id', message: 'already exists' }])
         }
-        throw new ApiError('DUPLICATE', `a ${r.title} with this ${r.lookup === 'type_slug' ? 'type and ' : ''}slug already exists`, [
+        throw new ApiError('DUPLICATE', `${article(r.title)} with this ${r.lookup === 'type_slug' ? 'type and ' : ''}slug already exists`, [
           { field: 'slug', message: `is already used by another ${r.title}` },
         ])
       }

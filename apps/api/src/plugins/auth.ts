@@ -2,6 +2,7 @@
  * Bearer-token authentication for everything under /api/v1. A token belongs to one user of one org; the
  * principal it yields scopes every query. Only the token's SHA-256 is looked up; the token is never logged.
  */
+import { findTokenPrincipal, touchToken } from '@opensym/db'
 import { canReadEntities, canWriteEntities, hashToken, tokenRejection, type Principal } from '@opensym/domain'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
@@ -16,6 +17,8 @@ declare module 'fastify' {
 
 /** lastUsedAt is bookkeeping: refresh it at most this often to keep reads free of writes. */
 const LAST_USED_RESOLUTION_MS = 60_000
+/** Bounds the per-process memory of recent touches; it only saves redundant updates, so forgetting is harmless. */
+const MAX_REMEMBERED_TOUCHES = 10_000
 
 const UNAUTHENTICATED_HINT = 'Your Sym access token is missing or invalid. Set SYM_JWT to a token from `token issue`.'
 
@@ -41,32 +44,25 @@ export function requireReader(req: FastifyRequest): Principal {
 export default fp(
   async function auth(app: FastifyInstance) {
     app.decorateRequest('principal', null)
+    // Concurrent requests with one token would each send the same lastUsedAt update; one per process suffices.
+    const touched = new Map<string, number>()
     app.addHook('onRequest', async (req) => {
       const header = req.headers.authorization
       const match = header ? /^Bearer\s+(\S+)\s*$/i.exec(header) : null
       if (!match) throw new ApiError('UNAUTHENTICATED', UNAUTHENTICATED_HINT)
-      const token = await app.db.apiToken.findUnique({
-        where: { tokenHash: hashToken(match[1]!) },
-        select: {
-          id: true,
-          orgId: true,
-          expiresAt: true,
-          revokedAt: true,
-          lastUsedAt: true,
-          user: { select: { id: true, type: true, role: true, deactivatedAt: true } },
-        },
-      })
+      const token = await findTokenPrincipal(app.db, hashToken(match[1]!))
       const now = new Date()
       const rejection = token ? tokenRejection(token, now) : undefined
-      if (!token || rejection || token.user.deactivatedAt) {
+      if (!token || rejection || token.userDeactivatedAt) {
         req.log.info({ reason: rejection ?? (token ? 'user deactivated' : 'unknown token') }, 'token rejected')
         throw new ApiError('UNAUTHENTICATED', UNAUTHENTICATED_HINT)
       }
-      req.principal = { orgId: token.orgId, userId: token.user.id, userType: token.user.type, role: token.user.role }
-      if (!token.lastUsedAt || now.getTime() - token.lastUsedAt.getTime() > LAST_USED_RESOLUTION_MS) {
-        app.db.apiToken
-          .update({ where: { id: token.id }, data: { lastUsedAt: now } })
-          .catch((err: unknown) => req.log.warn({ err }, 'could not record token use'))
+      req.principal = { orgId: token.orgId, userId: token.userId, userType: token.userType, role: token.role }
+      const last = Math.max(token.lastUsedAt?.getTime() ?? 0, touched.get(token.tokenId) ?? 0)
+      if (now.getTime() - last > LAST_USED_RESOLUTION_MS) {
+        if (touched.size >= MAX_REMEMBERED_TOUCHES) touched.clear()
+        touched.set(token.tokenId, now.getTime())
+        touchToken(app.db, token.tokenId, now, LAST_USED_RESOLUTION_MS).catch((err: unknown) => req.log.warn({ err }, 'could not record token use'))
       }
     })
   },

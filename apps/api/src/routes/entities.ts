@@ -4,7 +4,7 @@
  * definitions; each one is schema, auth, one service call.
  */
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import { apiSchemas, resourceList, type ResourceDef } from '@opensym/provider-schema'
+import { apiSchemas, article, resourceList, type ResourceDef } from '@opensym/provider-schema'
 import { Type } from 'typebox'
 import { EntityService, type EntityJson, type EntityView } from '../entities/service.js'
 import { requireReader, requireWriter } from '../plugins/auth.js'
@@ -56,7 +56,7 @@ function routesFor(r: ResourceDef): FastifyPluginAsyncTypebox<{ service: EntityS
       },
       { additionalProperties: false },
     )
-    app.post(base, { schema: { tags, summary: `Create a ${title}`, body: Body, response: { 201: View, ...errors(400, 401, 403, 409) } } }, async (req, reply) =>
+    app.post(base, { schema: { tags, summary: `Create ${article(title)}`, body: Body, response: { 201: View, ...errors(400, 401, 403, 409) } } }, async (req, reply) =>
       reply.code(201).send(await service.create(kind, requireWriter(req), req.body)),
     )
     app.get(
@@ -64,17 +64,17 @@ function routesFor(r: ResourceDef): FastifyPluginAsyncTypebox<{ service: EntityS
       { schema: { tags, summary: `Find ${title}s by slug${typed ? ' and type' : ''}`, querystring: Query, response: { 200: Type.Array(View), ...errors(400, 401, 403) } } },
       async (req) => service.find(kind, requireReader(req), req.query),
     )
-    app.get(`${base}/:id`, { schema: { tags, summary: `Read a ${title}`, params: IdParams, response: { 200: View, ...errors(400, 401, 403, 404) } } }, async (req) =>
+    app.get(`${base}/:id`, { schema: { tags, summary: `Read ${article(title)}`, params: IdParams, response: { 200: View, ...errors(400, 401, 403, 404) } } }, async (req) =>
       service.get(kind, requireReader(req), req.params.id),
     )
     app.patch(
       `${base}/:id`,
-      { schema: { tags, summary: `Replace a ${title} (the full object)`, params: IdParams, body: Body, response: { 200: View, ...errors(400, 401, 403, 404, 409) } } },
+      { schema: { tags, summary: `Replace ${article(title)} (the full object)`, params: IdParams, body: Body, response: { 200: View, ...errors(400, 401, 403, 404, 409) } } },
       async (req) => service.update(kind, requireWriter(req), req.params.id, req.body),
     )
     app.delete(
       `${base}/:id`,
-      { schema: { tags, summary: `Delete a ${title}`, params: IdParams, response: { 204: NoContent, ...errors(400, 401, 403, 404, 409) } } },
+      { schema: { tags, summary: `Delete ${article(title)}`, params: IdParams, response: { 204: NoContent, ...errors(400, 401, 403, 404, 409) } } },
       async (req, reply) => {
         await service.remove(kind, requireWriter(req), req.params.id)
         return reply.code(204).send(null)

@@ -69,8 +69,9 @@ const UUID = 'uuid'
 export const jsonName = (name: string, d: AttributeDef | BlockDef): string => d.json ?? name
 
 /**
- * Body schemas carry defaults, which the API's validator fills in, so what is stored is complete even when a client
- * omits a key. View schemas do not: a view echoes what is stored, nothing more.
+ * Body schemas document defaults (the OpenAPI shows them); nothing fills them in: the API stores what it is sent,
+ * so Terraform reads back exactly what it wrote, and readers apply `applyDefaults`. View schemas carry none, since
+ * Fastify's serializer would otherwise add them to responses.
  */
 function attributeSchema(a: AttributeDef, defaults: boolean): TSchema {
   const s = attributeTypeSchema(a, a.description)

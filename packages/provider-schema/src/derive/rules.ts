@@ -262,3 +262,31 @@ export function referenceAttributes(): { kind: EntityKind; path: string; referen
   for (const r of resourceList) walk(r.kind, r.attributes, r.blocks, '')
   return out
 }
+
+/**
+ * A stored body with the schema's defaults filled in where a value is unset, blocks included (an absent
+ * single-object block counts as empty). For readers of configuration — the engine asking "may this flow be
+ * revoked?" — since the API stores bodies as sent.
+ */
+export function applyDefaults(r: ResourceDef, stored: Json): Json {
+  return defaultsIn(r.attributes, r.blocks, stored)
+}
+
+function defaultsIn(
+  attributes: Readonly<Record<string, AttributeDef>>,
+  blocks: Readonly<Record<string, BlockDef>> | undefined,
+  stored: Json,
+): Json {
+  const out: Json = { ...stored }
+  for (const [name, a] of Object.entries(attributes)) {
+    const key = jsonName(name, a)
+    if (a.default !== undefined && isUnset(a, out[key])) out[key] = a.default
+  }
+  for (const [name, b] of Object.entries(blocks ?? {})) {
+    const key = jsonName(name, b)
+    const v = out[key]
+    if (b.apiShape === 'object') out[key] = defaultsIn(b.attributes, b.blocks, (v && typeof v === 'object' ? v : {}) as Json)
+    else if (Array.isArray(v)) out[key] = v.map((item: Json) => defaultsIn(b.attributes, b.blocks, item))
+  }
+  return out
+}
