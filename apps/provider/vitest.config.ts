@@ -1,2 +1,2 @@
 import { project } from '../../vitest.shared.js'
-export default project('provider')
+export default project('provider', { database: true })

@@ -150,3 +150,20 @@ export function formatPath(path: readonly PathStep[]): string {
     .map((s, i) => ('attribute' in s ? `${i ? '.' : ''}${s.attribute}` : 'key' in s ? `["${s.key}"]` : `[${s.index}]`))
     .join('')
 }
+
+/**
+ * A configuration as Terraform plans it: every attribute present, unset optional ones at their default (or null),
+ * absent blocks as empty lists. The plan step of the runtime starts from this.
+ */
+export function withDefaults(attributes: Attributes, blocks: Blocks, config: TfObject): TfObject {
+  const out: TfObject = {}
+  for (const [name, a] of Object.entries(attributes)) {
+    const v = config[name] ?? null
+    out[name] = v === null && a.default !== undefined ? structuredClone(a.default) : v
+  }
+  for (const [name, b] of Object.entries(blocks ?? {})) {
+    const items = Array.isArray(config[name]) ? (config[name] as TfObject[]) : []
+    out[name] = items.map((item) => withDefaults(b.attributes, b.blocks, item))
+  }
+  return out
+}

@@ -1,2 +1,3 @@
 export * from './connection.js'
 export * from './convert.js'
+export * from './resources.js'

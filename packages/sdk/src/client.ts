@@ -68,24 +68,32 @@ interface ErrorBody {
   is_retryable?: boolean
 }
 
-export function createClient(options: ClientOptions): SymClient {
+/** Sends one request to the API; resolves with the parsed JSON (undefined for 204) or throws `SymApiError`. */
+export type Call = <T>(method: string, path: string, body?: unknown) => Promise<T>
+
+/**
+ * The HTTP layer every client shares: bearer token, a fresh `X-Sym-Request-ID` per call, JSON in and out, and
+ * errors as `SymApiError`. GET and DELETE carry the JSON body `null`, exactly as Sym's Go client sends them.
+ */
+export function createTransport(options: ClientOptions): Call {
   const base = options.baseUrl.replace(/\/+$/, '')
   const doFetch = options.fetch ?? fetch
-
-  async function call<T>(method: string, path: string, body?: unknown): Promise<T> {
+  return async function call<T>(method: string, path: string, body?: unknown): Promise<T> {
     const requestId = randomUUID()
-    const res = await doFetch(`${base}/${path}`, {
+    const res = await doFetch(`${base}/${path.replace(/^\/+/, '')}`, {
       method,
-      headers: {
-        authorization: `Bearer ${options.token}`,
-        'x-sym-request-id': requestId,
-        ...(body === undefined ? {} : { 'content-type': 'application/json' }),
-      },
-      body: body === undefined ? undefined : JSON.stringify(body),
+      headers: { authorization: `Bearer ${options.token}`, 'x-sym-request-id': requestId, 'content-type': 'application/json' },
+      // fetch forbids a body on GET; the API accepts both.
+      body: method === 'GET' ? undefined : JSON.stringify(body ?? null),
     })
     if (res.status === 204) return undefined as T
     const text = await res.text()
-    const json: unknown = text ? JSON.parse(text) : undefined
+    let json: unknown
+    try {
+      json = text ? JSON.parse(text) : undefined
+    } catch {
+      json = undefined
+    }
     if (!res.ok) {
       const e = (json ?? {}) as ErrorBody
       throw new SymApiError(
@@ -99,6 +107,10 @@ export function createClient(options: ClientOptions): SymClient {
     }
     return json as T
   }
+}
+
+export function createClient(options: ClientOptions): SymClient {
+  const call = createTransport(options)
 
   const collection = <K extends EntityKind>(kind: K): EntityClient<K> => {
     const path = `entities/${resources[kind].path}`

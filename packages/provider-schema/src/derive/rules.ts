@@ -94,13 +94,18 @@ function* arrayBlocks(
   }
 }
 
-/** The checks JSON Schema leaves to us. Assumes the body already passed the derived JSON Schema. */
+/**
+ * The checks JSON Schema leaves to us. Assumes the body passed the derived JSON Schema, except that any value may
+ * be a placeholder for "not known yet" (the provider validates configuration before references are resolved):
+ * checks skip values that are not plain JSON.
+ */
 export function validateEntityRules(r: ResourceDef, body: Json): FieldError[] {
   const errors: FieldError[] = []
   for (const { path, attribute: a, value } of visit(r.attributes, r.blocks, body)) {
     if (a.references && Array.isArray(value)) {
-      const seen = new Set<unknown>()
+      const seen = new Set<string>()
       for (const [i, id] of value.entries()) {
+        if (typeof id !== 'string') continue
         if (seen.has(id)) errors.push({ field: `${path}[${i}]`, message: `is listed twice` })
         seen.add(id)
       }
@@ -116,9 +121,10 @@ export function validateEntityRules(r: ResourceDef, body: Json): FieldError[] {
   }
   for (const { path, block, items } of arrayBlocks(r.blocks, body)) {
     if (!block.uniqueBy) continue
-    const seen = new Set<unknown>()
+    const seen = new Set<string>()
     for (const [i, item] of items.entries()) {
       const v = item[block.uniqueBy]
+      if (typeof v !== 'string') continue
       if (seen.has(v)) errors.push({ field: `${path}[${i}].${block.uniqueBy}`, message: `duplicate ${block.uniqueBy} "${String(v)}"` })
       seen.add(v)
     }
@@ -135,10 +141,13 @@ export function validateEntityRules(r: ResourceDef, body: Json): FieldError[] {
     } else if (rule.rule === 'settings_by_type' && type !== undefined) {
       const wanted = rule.settings[type]
       if (!wanted) continue
-      const settings = (body[key] ?? {}) as Record<string, string>
-      const bound = rule.bindingsAttribute ? ((body[rule.bindingsAttribute] as string[] | undefined) ?? []) : []
+      const raw = body[key] ?? {}
+      const rawBound = rule.bindingsAttribute ? (body[rule.bindingsAttribute] ?? []) : []
+      if (typeof raw !== 'object' || !Array.isArray(rawBound)) continue
+      const settings = raw as Record<string, unknown>
+      const bound = rawBound as unknown[]
       for (const [setting, def] of Object.entries(wanted)) {
-        if (def.required && !settings[setting] && !bound.includes(setting)) {
+        if (def.required && [undefined, null, ''].includes(settings[setting] as string) && !bound.includes(setting)) {
           errors.push({ field: `${key}.${setting}`, message: `is required for type "${type}"` })
         }
       }
