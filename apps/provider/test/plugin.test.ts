@@ -6,7 +6,7 @@ import { decodeMsgpack, encodeMsgpack, isUnknown, type CtyValue } from '@opensym
 import type { FastifyInstance } from 'fastify'
 import { Redis } from 'ioredis'
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
-import { withDefaults, type TfObject } from '../src/convert.js'
+import { withDefaults } from '../src/convert.js'
 import { SymProvider, upgradeFlowV0 } from '../src/plugin.js'
 import type { DynamicValue } from '../src/protocol.js'
 import { UNKNOWN, type TfConfigObject } from '../src/resources.js'
