@@ -1,0 +1,250 @@
+/**
+ * `serve()`: runs a provider as a go-plugin gRPC server the way Terraform launches it.
+ *
+ * 1. Checks `TF_PLUGIN_MAGIC_COOKIE` (else prints go-plugin's "This binary is a plugin…" and exits 1).
+ * 2. Negotiates protocol 6 from `PLUGIN_PROTOCOL_VERSIONS` (a set, in any order).
+ * 3. AutoMTLS: a fresh P-256 self-signed server certificate; the client must present a certificate signed by
+ *    `PLUGIN_CLIENT_CERT` (Terraform's own, sent in the environment).
+ * 4. Listens on 127.0.0.1:0 (the `PLUGIN_MIN_PORT`/`PLUGIN_MAX_PORT` range is not needed; Terraform accepts any
+ *    port) or a unix socket, and prints the one handshake line on stdout. Nothing else ever goes to stdout:
+ *    `console.log` and stray `process.stdout.write`s are sent to stderr.
+ * 5. Serves until `GRPCController/Shutdown` (answers, then exits at once — go-plugin otherwise waits 2 s and
+ *    kills the process) or until Terraform's connection is gone. SIGINT is ignored: Terraform forwards Ctrl-C as
+ *    StopProvider and a killed provider would lose the result of a running apply.
+ *
+ * Debug mode (`--debug` or `debug: true`) skips the cookie and TLS, keeps running across Terraform commands, and
+ * prints the `TF_REATTACH_PROVIDERS` value to use.
+ */
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import * as grpc from '@grpc/grpc-js'
+import { Provider } from '../proto/generated/tfplugin6.js'
+import { generateServerCertificate, type ServerCertificate } from './cert.js'
+import {
+  debugInstructions,
+  handshakeLine,
+  hasMagicCookie,
+  negotiateVersion,
+  NOT_LAUNCHED_BY_TERRAFORM_MESSAGE,
+  type Environment,
+  type Network,
+} from './handshake.js'
+import { createLogger, logThresholdFromEnv, type Logger } from './logger.js'
+import type { Awaitable, ProviderService } from './provider-service.js'
+import {
+  brokerImplementation,
+  controllerImplementation,
+  healthImplementation,
+  healthService,
+  providerImplementation,
+  SIDE_SERVICES,
+  stdioImplementation,
+  toGrpcService,
+} from './services.js'
+
+export interface ServeOptions {
+  /** The tfplugin6 RPC handlers. */
+  readonly provider: ProviderService
+  /** Short provider name (`sym`): the `@module` of log lines. */
+  readonly name: string
+  /**
+   * Full source address (`registry.terraform.io/symopsio/sym`), used in debug mode's `TF_REATTACH_PROVIDERS`.
+   * Defaults to `registry.terraform.io/hashicorp/<name>`.
+   */
+  readonly address?: string
+  /** Debug (reattach) mode; defaults to whether `--debug` is among the process arguments. */
+  readonly debug?: boolean
+  /** `tcp` (default) or `unix` (a socket in `PLUGIN_UNIX_SOCKET_DIR` or the temp directory). */
+  readonly network?: Network
+  /** Defaults to `process.env`. */
+  readonly env?: Environment
+  /** Defaults to hclog JSON on stderr at the level of `TF_LOG_PROVIDER` / `TF_LOG`. */
+  readonly logger?: Logger
+  /**
+   * Whether serve() owns the process (default true): reserve stdout for the handshake, ignore SIGINT, exit 1 on a
+   * missing cookie and exit 0 once stopped. False (tests, embedding) throws instead and leaves the process alone.
+   */
+  readonly ownsProcess?: boolean
+  /** Runs when Terraform calls Shutdown, before the process exits. Errors are logged. */
+  readonly onShutdown?: () => Awaitable<void>
+  /** Receives the handshake line (or debug instructions); defaults to the real stdout. */
+  readonly output?: (text: string) => void
+}
+
+/** Why the server stopped. */
+export type StopReason = 'shutdown' | 'disconnected' | 'stopped'
+
+export interface PluginServer {
+  readonly network: Network
+  /** `127.0.0.1:PORT` or the socket path. */
+  readonly address: string
+  readonly protocolVersion: number
+  /** The handshake line, without its newline. */
+  readonly handshake: string
+  /** The server certificate, when serving TLS. */
+  readonly certificate: ServerCertificate | undefined
+  readonly debug: boolean
+  /** Resolves once the server has stopped. */
+  readonly stopped: Promise<StopReason>
+  /** Stops serving at once (cancelling running calls) and removes the unix socket. */
+  stop(reason?: StopReason): Promise<void>
+}
+
+/** The plugin was not launched by Terraform (missing or wrong magic cookie). */
+export class NotLaunchedByTerraformError extends Error {
+  override readonly name = 'NotLaunchedByTerraformError'
+  constructor() {
+    super(NOT_LAUNCHED_BY_TERRAFORM_MESSAGE.trimEnd())
+  }
+}
+
+/** How long Shutdown waits for Terraform to close the connection after the answer, before exiting anyway. */
+const SHUTDOWN_GRACE_MS = 100
+
+/**
+ * Keeps stdout for the handshake: from now on `process.stdout.write` (and so `console.log`/`console.info`, which
+ * write through it) goes to stderr. Returns a writer to the real stdout.
+ */
+function reserveStdout(): (text: string) => void {
+  const stdout = process.stdout
+  const realWrite = stdout.write.bind(stdout)
+  const stderrWrite = process.stderr.write.bind(process.stderr)
+  stdout.write = stderrWrite
+  return (text) => {
+    realWrite(text)
+  }
+}
+
+function bind(server: grpc.Server, target: string, credentials: grpc.ServerCredentials): Promise<number> {
+  return new Promise((resolve, reject) => {
+    server.bindAsync(target, credentials, (error, port) => (error ? reject(error) : resolve(port)))
+  })
+}
+
+/** Starts the provider server and prints the handshake; resolves once Terraform can connect. */
+export async function serve(options: ServeOptions): Promise<PluginServer> {
+  const env = options.env ?? process.env
+  const ownsProcess = options.ownsProcess ?? true
+  const debug = options.debug ?? process.argv.slice(2).includes('--debug')
+  const network = options.network ?? 'tcp'
+  const log = options.logger ?? createLogger({ module: options.name, threshold: logThresholdFromEnv(env) })
+
+  if (!debug && !hasMagicCookie(env)) {
+    if (!ownsProcess) throw new NotLaunchedByTerraformError()
+    process.stderr.write(NOT_LAUNCHED_BY_TERRAFORM_MESSAGE)
+    process.exit(1)
+  }
+
+  const realStdout = ownsProcess && !debug ? reserveStdout() : (text: string) => void process.stdout.write(text)
+  const output = options.output ?? realStdout
+  if (ownsProcess && !debug) {
+    process.on('SIGINT', () => log.debug('Ignoring SIGINT: Terraform stops the provider with StopProvider and Shutdown'))
+  }
+
+  const negotiation = negotiateVersion(env)
+  if (!negotiation.compatible) {
+    log.warn('Terraform offered no protocol version this provider speaks', { offered: negotiation.offered?.join(','), ours: negotiation.version })
+  }
+
+  const clientCert = debug ? undefined : env.PLUGIN_CLIENT_CERT
+  const certificate = clientCert ? generateServerCertificate() : undefined
+  const credentials =
+    clientCert && certificate
+      ? grpc.ServerCredentials.createSsl(Buffer.from(clientCert), [{ private_key: Buffer.from(certificate.keyPem), cert_chain: Buffer.from(certificate.certPem) }], true)
+      : grpc.ServerCredentials.createInsecure()
+
+  let stopping = false
+  let resolveStopped!: (reason: StopReason) => void
+  const stopped = new Promise<StopReason>((resolve) => (resolveStopped = resolve))
+  let socketDir: string | undefined
+
+  const server = new grpc.Server({
+    // Schemas and states of big providers exceed grpc-js's 4 MB default; go-plugin's client allows 2 GB.
+    'grpc.max_receive_message_length': -1,
+    'grpc.max_send_message_length': -1,
+  })
+
+  const finish = (reason: StopReason): void => {
+    if (socketDir) rmSync(socketDir, { recursive: true, force: true })
+    log.debug('Provider server stopped', { reason })
+    resolveStopped(reason)
+    // After the `stopped` callbacks (microtasks) have run, but without waiting for anything else.
+    if (ownsProcess) setImmediate(() => process.exit(0))
+  }
+
+  const stop = (reason: StopReason = 'stopped'): Promise<void> => {
+    if (!stopping) {
+      stopping = true
+      server.forceShutdown()
+      finish(reason)
+    }
+    return stopped.then(() => undefined)
+  }
+
+  /** Lets the last answer reach Terraform: wait for it to close the connection, briefly, then stop. */
+  const stopGracefully = (reason: StopReason): void => {
+    if (stopping) return
+    stopping = true
+    const timer = setTimeout(() => {
+      server.forceShutdown()
+      finish(reason)
+    }, SHUTDOWN_GRACE_MS)
+    server.tryShutdown(() => {
+      clearTimeout(timer)
+      finish(reason)
+    })
+  }
+
+  const hooks = {
+    onShutdown: () => {
+      if (debug) {
+        log.debug('Shutdown called in debug mode: keeping the provider running')
+        return
+      }
+      log.debug('Shutdown called by Terraform: exiting')
+      stopGracefully('shutdown')
+    },
+    onStdioClosed: () => {
+      if (debug || stopping) return
+      log.info("Terraform's connection is gone: exiting")
+      stopGracefully('disconnected')
+    },
+  }
+
+  const onShutdown = options.onShutdown
+  const controller = controllerImplementation(hooks)
+  if (onShutdown) {
+    const answer = controller.Shutdown as grpc.handleUnaryCall<unknown, unknown>
+    controller.Shutdown = (call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) => {
+      Promise.resolve()
+        .then(onShutdown)
+        .catch((error: unknown) => log.error('onShutdown failed', { error }))
+        .finally(() => answer(call, callback))
+    }
+  }
+
+  server.addService(toGrpcService(Provider), providerImplementation(options.provider, log))
+  server.addService(toGrpcService(SIDE_SERVICES.GRPCController), controller)
+  server.addService(toGrpcService(SIDE_SERVICES.GRPCStdio), stdioImplementation(hooks))
+  server.addService(toGrpcService(SIDE_SERVICES.GRPCBroker), brokerImplementation())
+  server.addService(healthService, healthImplementation)
+
+  let address: string
+  if (network === 'unix') {
+    socketDir = mkdtempSync(join(env.PLUGIN_UNIX_SOCKET_DIR || tmpdir(), 'plugin'))
+    address = join(socketDir, 'provider.sock')
+    await bind(server, `unix:${address}`, credentials)
+    if (ownsProcess) process.on('exit', () => socketDir && rmSync(socketDir, { recursive: true, force: true }))
+  } else {
+    const port = await bind(server, '127.0.0.1:0', credentials)
+    address = `127.0.0.1:${port}`
+  }
+
+  const handshake = handshakeLine(network, address, certificate?.der, negotiation.version)
+  log.info('Provider started', { network, address, tls: certificate !== undefined, protocol_version: negotiation.version, pid: process.pid, debug })
+  if (debug) output(debugInstructions(options.address ?? `registry.terraform.io/hashicorp/${options.name}`, network, address, process.pid))
+  else output(`${handshake}\n`)
+
+  return { network, address, protocolVersion: negotiation.version, handshake, certificate, debug, stopped, stop }
+}
