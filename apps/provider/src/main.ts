@@ -21,4 +21,8 @@ const provider: ProviderService = {
   StopProvider: () => ({}),
 }
 
-await serve({ provider, name: 'sym', address: PROVIDER_ADDRESS })
+// No top-level await: the packaged executable runs this as CommonJS (Node's single executable applications).
+serve({ provider, name: 'sym', address: PROVIDER_ADDRESS }).catch((error: unknown) => {
+  process.stderr.write(`${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`)
+  process.exit(1)
+})

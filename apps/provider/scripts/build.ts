@@ -1,0 +1,383 @@
+/**
+ * `npm run build:provider`: the sym provider as one executable in a Terraform filesystem mirror.
+ *
+ * 1. esbuild bundles `src/main.ts` and everything it imports (workspace packages from their TypeScript sources via
+ *    the `@opensym/source` condition, @grpc/grpc-js, yaml, typebox…) into one CommonJS file: Node 20's single
+ *    executables run exactly one CommonJS script whose `require` only knows the built-in modules.
+ * 2. `node --experimental-sea-config` turns it into a blob with V8's code cache (`useCodeCache`), and postject puts
+ *    the blob into a copy of this node binary (`process.execPath`) behind the SEA fuse.
+ * 3. The executable goes to `dist/terraform-mirror/<host>/<namespace>/<type>/<version>/<os>_<arch>/` (Terraform's
+ *    unpacked mirror layout) and `dist/terraform.rc` points Terraform at the mirror for `symopsio/sym` only, so that
+ *    `TF_CLI_CONFIG_FILE=dist/terraform.rc terraform init` installs it with no network.
+ * 4. It launches the executable (and the plain bundle, for comparison) the way Terraform does and prints the time
+ *    from spawn to the handshake line.
+ *
+ * The executable is kept when the new bundle is byte-identical to the one it was made from (and node is the same):
+ * esbuild's output is reproducible but the SEA blob is not (V8's code cache differs from run to run), and every new
+ * executable has a new `h1:` checksum, which `.terraform.lock.hcl` files made with the old one reject. `--force`
+ * makes a new one anyway.
+ */
+import { spawn, execFileSync } from 'node:child_process'
+import { createHash } from 'node:crypto'
+import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { dirname, join, relative, resolve } from 'node:path'
+import { performance } from 'node:perf_hooks'
+import { fileURLToPath } from 'node:url'
+import { parseArgs } from 'node:util'
+import { build, type Metafile } from 'esbuild'
+import { inject } from 'postject'
+import { PROVIDER_ADDRESS } from '@opensym/provider-schema'
+import { generateServerCertificate, MAGIC_COOKIE_KEY, MAGIC_COOKIE_VALUE } from '@opensym/tfplugin/transport'
+
+export const PROVIDER_DIR = resolve(dirname(fileURLToPath(import.meta.url)), '..')
+export const REPO_ROOT = resolve(PROVIDER_DIR, '../..')
+export const DIST_DIR = join(REPO_ROOT, 'dist')
+/** The filesystem mirror and the CLI configuration that uses it. */
+export const MIRROR_DIR = join(DIST_DIR, 'terraform-mirror')
+export const CLI_CONFIG = join(DIST_DIR, 'terraform.rc')
+/** Intermediate files: the bundle, the SEA configuration and blob, the build stamp. */
+export const BUILD_DIR = join(DIST_DIR, 'provider-build')
+
+const ENTRY = join(PROVIDER_DIR, 'src/main.ts')
+/** The fuse Node's single executables look for (`:0` in a plain node, `:1` once a blob is injected). */
+const SEA_FUSE = 'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2'
+/** esbuild warnings that mean the bundle would fail at run time rather than at build time. */
+const FATAL_WARNINGS = new Set(['empty-import-meta', 'unsupported-require-call', 'unsupported-dynamic-import'])
+
+/** The provider's version: `apps/provider/package.json`. */
+export function providerVersion(): string {
+  const { version } = JSON.parse(readFileSync(join(PROVIDER_DIR, 'package.json'), 'utf8')) as { version: string }
+  return version
+}
+
+const GOOS: Record<string, string> = { linux: 'linux', darwin: 'darwin', win32: 'windows', freebsd: 'freebsd', openbsd: 'openbsd' }
+const GOARCH: Record<string, string> = { x64: 'amd64', arm64: 'arm64', ia32: '386', arm: 'arm' }
+
+/** Terraform's platform name (Go's GOOS_GOARCH) for a Node platform and architecture: `linux_amd64`, `darwin_arm64`. */
+export function terraformPlatform(platform: string = process.platform, arch: string = process.arch): string {
+  const os = GOOS[platform]
+  const cpu = GOARCH[arch]
+  if (!os || !cpu) throw new Error(`Terraform has no provider platform for Node's ${platform}/${arch}`)
+  return `${os}_${cpu}`
+}
+
+/** Where the executable goes in the mirror: `<host>/<namespace>/<type>/<version>/<os>_<arch>/terraform-provider-<type>_v<version>`. */
+export function mirrorExecutable(version: string = providerVersion(), platform: string = terraformPlatform()): string {
+  const type = PROVIDER_ADDRESS.split('/').at(-1)!
+  const suffix = platform.startsWith('windows_') ? '.exe' : ''
+  return join(MIRROR_DIR, PROVIDER_ADDRESS, version, platform, `terraform-provider-${type}_v${version}${suffix}`)
+}
+
+/** The CLI configuration: this provider from the mirror, every other provider from its registry as usual. */
+export function cliConfig(mirrorDir: string = MIRROR_DIR): string {
+  const address = JSON.stringify(PROVIDER_ADDRESS)
+  return `# Written by \`npm run build:provider\`: use it with TF_CLI_CONFIG_FILE=${CLI_CONFIG}
+provider_installation {
+  filesystem_mirror {
+    path    = ${JSON.stringify(mirrorDir)}
+    include = [${address}]
+  }
+  direct {
+    exclude = [${address}]
+  }
+}
+`
+}
+
+// --- the bundle ---------------------------------------------------------------------------------------------------
+
+interface Bundle {
+  readonly path: string
+  readonly bytes: number
+  readonly sha256: string
+  /** The biggest contributors: package (or workspace folder) → bytes in the output. */
+  readonly largest: ReadonlyArray<readonly [string, number]>
+}
+
+function largestInputs(metafile: Metafile): Array<[string, number]> {
+  const sizes = new Map<string, number>()
+  for (const output of Object.values(metafile.outputs)) {
+    for (const [input, { bytesInOutput }] of Object.entries(output.inputs)) {
+      const inModules = /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(input)
+      const key = inModules ? inModules[1]! : input.split('/').slice(0, input.startsWith('packages/') || input.startsWith('apps/') ? 2 : 1).join('/')
+      sizes.set(key, (sizes.get(key) ?? 0) + bytesInOutput)
+    }
+  }
+  return [...sizes].sort((a, b) => b[1] - a[1]).slice(0, 6)
+}
+
+async function bundle(outfile: string): Promise<Bundle> {
+  const result = await build({
+    absWorkingDir: REPO_ROOT,
+    entryPoints: [ENTRY],
+    outfile,
+    bundle: true,
+    platform: 'node',
+    target: `node${process.versions.node.split('.')[0]}`,
+    format: 'cjs',
+    conditions: ['@opensym/source'],
+    // Readable names in stack traces; whitespace and syntax minification take most of the size off.
+    minifyWhitespace: true,
+    minifySyntax: true,
+    legalComments: 'none',
+    metafile: true,
+    logLevel: 'silent',
+  })
+  const fatal = result.warnings.filter((w) => FATAL_WARNINGS.has(w.id))
+  for (const warning of result.warnings) {
+    const where = warning.location ? `${warning.location.file}:${warning.location.line}: ` : ''
+    console.warn(`esbuild ${FATAL_WARNINGS.has(warning.id) ? 'error' : 'warning'}: ${where}${warning.text} [${warning.id}]`)
+  }
+  if (fatal.length > 0) throw new Error(`the bundle would fail at run time (${fatal.map((w) => w.id).join(', ')}); see above`)
+  const contents = readFileSync(outfile)
+  return { path: outfile, bytes: contents.length, sha256: createHash('sha256').update(contents).digest('hex'), largest: largestInputs(result.metafile) }
+}
+
+// --- the single executable ----------------------------------------------------------------------------------------
+
+/** The environment for child node processes: no NODE_OPTIONS from whatever started the build (tsx, vitest). */
+function cleanEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...process.env, ...extra }
+  delete env.NODE_OPTIONS
+  return env
+}
+
+async function singleExecutable(bundlePath: string, target: string): Promise<{ blobBytes: number; blobMs: number; injectMs: number }> {
+  const seaConfig = join(BUILD_DIR, 'sea-config.json')
+  const blob = join(BUILD_DIR, 'sea-prep.blob')
+  writeFileSync(seaConfig, JSON.stringify({ main: bundlePath, output: blob, disableExperimentalSEAWarning: true, useCodeCache: true }, null, 2) + '\n')
+  let start = performance.now()
+  // It says "Wrote single executable preparation blob to …"; failures throw with its output.
+  execFileSync(process.execPath, ['--experimental-sea-config', seaConfig], { cwd: BUILD_DIR, env: cleanEnv(), stdio: 'pipe' })
+  const blobMs = performance.now() - start
+  const blobData = readFileSync(blob)
+
+  start = performance.now()
+  const staging = join(BUILD_DIR, 'executable.tmp')
+  rmSync(staging, { force: true })
+  copyFileSync(process.execPath, staging)
+  chmodSync(staging, 0o755)
+  const macOS = process.platform === 'darwin'
+  if (macOS) execFileSync('codesign', ['--remove-signature', staging])
+  // postject's wasm warns "Can't find string offset for section name '.note.100'" for node's ELF notes: harmless.
+  const warn = console.warn
+  console.warn = (...args: unknown[]) => void (/Can't find string offset for section name/.test(String(args[0])) || warn(...args))
+  try {
+    await inject(staging, 'NODE_SEA_BLOB', blobData, { sentinelFuse: SEA_FUSE, ...(macOS ? { machoSegmentName: 'NODE_SEA' } : {}) })
+  } finally {
+    console.warn = warn
+  }
+  if (macOS) execFileSync('codesign', ['--sign', '-', staging])
+  // A failed injection leaves a plain node, which would sit in its REPL when Terraform starts it.
+  if (statSync(staging).size <= statSync(process.execPath).size || !readFileSync(staging).includes(`${SEA_FUSE}:1`)) {
+    throw new Error('postject left the executable without the SEA blob')
+  }
+  // Only this provider's folder: old versions go, nothing else in the mirror is touched.
+  rmSync(join(MIRROR_DIR, PROVIDER_ADDRESS), { recursive: true, force: true })
+  mkdirSync(dirname(target), { recursive: true })
+  renameSync(staging, target)
+  return { blobBytes: blobData.length, blobMs, injectMs: performance.now() - start }
+}
+
+// --- the handshake timing -----------------------------------------------------------------------------------------
+
+/** The variables go-plugin sets when Terraform starts a provider (PLUGIN_CLIENT_CERT: a certificate of our own). */
+export function pluginEnvironment(): Record<string, string> {
+  return {
+    [MAGIC_COOKIE_KEY]: MAGIC_COOKIE_VALUE,
+    PLUGIN_PROTOCOL_VERSIONS: '6',
+    PLUGIN_MIN_PORT: '10000',
+    PLUGIN_MAX_PORT: '25000',
+    PLUGIN_CLIENT_CERT: generateServerCertificate({ organization: 'HashiCorp' }).certPem,
+  }
+}
+
+const HANDSHAKE = /^1\|6\|tcp\|127\.0\.0\.1:\d+\|grpc\|[A-Za-z0-9+/]+$/
+
+/** Starts the provider, waits for its handshake line, kills it; resolves with the milliseconds to the line. */
+export function timeHandshake(command: string, args: readonly string[], env: NodeJS.ProcessEnv): Promise<{ ms: number; line: string }> {
+  return new Promise((resolvePromise, reject) => {
+    const start = performance.now()
+    const child = spawn(command, args, { env, stdio: ['ignore', 'pipe', 'pipe'] })
+    let stdout = ''
+    let stderr = ''
+    let result: { ms: number; line: string } | undefined
+    const timer = setTimeout(() => child.kill('SIGKILL'), 15_000)
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()))
+    child.stdout.on('data', (chunk: Buffer) => {
+      stdout += chunk.toString()
+      const end = stdout.indexOf('\n')
+      if (end < 0 || result) return
+      result = { ms: performance.now() - start, line: stdout.slice(0, end) }
+      // SIGINT is ignored by the provider (Terraform sends StopProvider instead).
+      child.kill('SIGKILL')
+    })
+    child.on('error', (error) => {
+      clearTimeout(timer)
+      reject(error)
+    })
+    child.on('close', (code, signal) => {
+      clearTimeout(timer)
+      if (!result) return reject(new Error(`${command} ended (${signal ?? `exit ${code}`}) without a handshake line. stderr:\n${stderr}`))
+      if (!HANDSHAKE.test(result.line)) return reject(new Error(`${command} printed an unexpected handshake line: ${result.line.slice(0, 200)}`))
+      resolvePromise(result)
+    })
+  })
+}
+
+export interface HandshakeTimes {
+  /** Every run, in order (the first one starts with colder caches). */
+  readonly runs: readonly number[]
+  readonly median: number
+  readonly min: number
+}
+
+async function handshakeTimes(command: string, args: readonly string[], runs: number): Promise<HandshakeTimes> {
+  const env = cleanEnv(pluginEnvironment())
+  const times: number[] = []
+  for (let i = 0; i < runs; i++) times.push((await timeHandshake(command, args, env)).ms)
+  const sorted = [...times].sort((a, b) => a - b)
+  return { runs: times, median: sorted[Math.floor(sorted.length / 2)]!, min: sorted[0]! }
+}
+
+// --- the build ----------------------------------------------------------------------------------------------------
+
+export interface BuildOptions {
+  /** Make a new executable even when the bundle and node are the ones the current one was made from. */
+  readonly force?: boolean
+  /** Handshake timing runs per variant (0: none). Default 7. */
+  readonly handshakeRuns?: number
+  /** Progress lines; default console.log. */
+  readonly log?: (line: string) => void
+}
+
+export interface BuildResult {
+  readonly version: string
+  readonly platform: string
+  readonly executable: string
+  readonly cliConfig: string
+  readonly mirrorDir: string
+  readonly bundle: Bundle
+  readonly executableBytes: number
+  /** True when the previous executable was kept (same bundle, same node). */
+  readonly reused: boolean
+  readonly timings: { readonly bundleMs: number; readonly blobMs?: number; readonly injectMs?: number; readonly totalMs: number }
+  readonly handshake?: { readonly executable: HandshakeTimes; readonly bundle: HandshakeTimes }
+}
+
+interface Stamp {
+  readonly bundleSha256: string
+  readonly node: string
+  readonly nodeBytes: number
+  readonly executable: string
+  readonly executableBytes: number
+  readonly executableMtimeMs: number
+}
+
+function readStamp(path: string): Stamp | undefined {
+  try {
+    return JSON.parse(readFileSync(path, 'utf8')) as Stamp
+  } catch {
+    return undefined
+  }
+}
+
+const mb = (bytes: number): string => `${(bytes / 1024 / 1024).toFixed(1)} MB`
+const kb = (bytes: number): string => `${Math.round(bytes / 1024)} KB`
+const ms = (n: number): string => `${Math.round(n)} ms`
+
+export async function buildProvider(options: BuildOptions = {}): Promise<BuildResult> {
+  const log = options.log ?? ((line: string) => console.log(line))
+  const started = performance.now()
+  const version = providerVersion()
+  const platform = terraformPlatform()
+  const executable = mirrorExecutable(version, platform)
+  const show = (path: string) => relative(REPO_ROOT, path)
+  mkdirSync(BUILD_DIR, { recursive: true })
+
+  const start = performance.now()
+  const bundled = await bundle(join(BUILD_DIR, 'terraform-provider-sym.cjs'))
+  const bundleMs = performance.now() - start
+  log(`bundle      ${show(bundled.path)}: ${kb(bundled.bytes)} in ${ms(bundleMs)}`)
+  log(`            largest: ${bundled.largest.map(([name, bytes]) => `${name} ${kb(bytes)}`).join(', ')}`)
+
+  const stampPath = join(BUILD_DIR, 'build.json')
+  const stamp = readStamp(stampPath)
+  const current = existsSync(executable) ? statSync(executable) : undefined
+  const reused =
+    options.force !== true &&
+    current !== undefined &&
+    stamp?.bundleSha256 === bundled.sha256 &&
+    stamp.node === process.version &&
+    stamp.nodeBytes === statSync(process.execPath).size &&
+    stamp.executable === executable &&
+    stamp.executableBytes === current.size &&
+    stamp.executableMtimeMs === current.mtimeMs
+
+  let blobMs: number | undefined
+  let injectMs: number | undefined
+  if (reused) {
+    log(`executable  ${show(executable)}: ${mb(current.size)}, kept: same bundle and node as it was made from (--force to remake)`)
+  } else {
+    rmSync(stampPath, { force: true })
+    const made = await singleExecutable(bundled.path, executable)
+    blobMs = made.blobMs
+    injectMs = made.injectMs
+    const file = statSync(executable)
+    writeFileSync(
+      stampPath,
+      JSON.stringify(
+        {
+          bundleSha256: bundled.sha256,
+          node: process.version,
+          nodeBytes: statSync(process.execPath).size,
+          executable,
+          executableBytes: file.size,
+          executableMtimeMs: file.mtimeMs,
+        } satisfies Stamp,
+        null,
+        2,
+      ) + '\n',
+    )
+    log(`SEA blob    ${kb(made.blobBytes)} with code cache in ${ms(blobMs)} (node ${process.version}, ${process.execPath})`)
+    log(`executable  ${show(executable)}: ${mb(file.size)}, injected in ${ms(injectMs)}`)
+  }
+  writeFileSync(CLI_CONFIG, cliConfig())
+  log(`CLI config  ${show(CLI_CONFIG)} (filesystem mirror ${show(MIRROR_DIR)} for ${PROVIDER_ADDRESS})`)
+
+  const runs = options.handshakeRuns ?? 7
+  let handshake: BuildResult['handshake']
+  if (runs > 0) {
+    handshake = {
+      executable: await handshakeTimes(executable, [], runs),
+      bundle: await handshakeTimes(process.execPath, [bundled.path], runs),
+    }
+    const line = (name: string, t: HandshakeTimes) =>
+      `${name} median ${ms(t.median)}, min ${ms(t.min)} (runs: ${t.runs.map((n) => Math.round(n)).join(', ')})`
+    log(`handshake   spawn → handshake line, ${runs} runs each:`)
+    log(line('            executable (SEA, code cache):', handshake.executable))
+    log(line('            node + bundle:               ', handshake.bundle))
+  }
+  const totalMs = performance.now() - started
+  log(`done in ${(totalMs / 1000).toFixed(1)} s. Use it: export TF_CLI_CONFIG_FILE=${CLI_CONFIG}; terraform init`)
+  return {
+    version,
+    platform,
+    executable,
+    cliConfig: CLI_CONFIG,
+    mirrorDir: MIRROR_DIR,
+    bundle: bundled,
+    executableBytes: statSync(executable).size,
+    reused,
+    timings: { bundleMs, ...(blobMs === undefined ? {} : { blobMs }), ...(injectMs === undefined ? {} : { injectMs }), totalMs },
+    ...(handshake ? { handshake } : {}),
+  }
+}
+
+if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  const { values } = parseArgs({ options: { force: { type: 'boolean', default: false }, runs: { type: 'string', default: '7' } } })
+  buildProvider({ force: values.force, handshakeRuns: Number(values.runs) }).catch((error: unknown) => {
+    console.error(`build:provider failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`)
+    process.exit(1)
+  })
+}
