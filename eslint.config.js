@@ -5,14 +5,15 @@ import tseslint from 'typescript-eslint'
 
 export default tseslint.config(
   {
-    ignores: ['**/dist/**', '**/node_modules/**', 'packages/db/src/generated/**', '.data/**', 'coverage/**', 'examples/**', 'docs/**'],
+    ignores: ['**/dist/**', '**/node_modules/**', 'packages/db/src/generated/**', '.data/**', 'coverage/**', 'examples/**', 'docs/**', 'packages/cdktf/generated/**'],
   },
   js.configs.recommended,
   {
     files: ['**/*.ts', '**/*.mts'],
     extends: [...tseslint.configs.recommendedTypeChecked],
     languageOptions: {
-      parserOptions: { project: ['./tsconfig.test.json'], tsconfigRootDir: import.meta.dirname },
+      // packages/cdktf has its own (its generated bindings need noImplicitOverride off).
+      parserOptions: { project: ['./tsconfig.test.json', './packages/cdktf/tsconfig.test.json'], tsconfigRootDir: import.meta.dirname },
     },
     rules: {
       '@typescript-eslint/no-floating-promises': 'error',

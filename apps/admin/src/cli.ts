@@ -1,10 +1,11 @@
 /**
- * The admin command: orgs, users, bots and tokens. `run(argv, io)` is the whole program so tests drive it in
- * process; `main.ts` wires it to the real database and stdout.
+ * The admin command: orgs, users, bots and tokens, and verifying an org's audit chain. `run(argv, io)` is the
+ * whole program so tests drive it in process; `main.ts` wires it to the real database and stdout.
  */
 import { parseArgs } from 'node:util'
-import { AccountError, createBot, createOrg, createUser, issueToken, listTokens, revokeToken, type Db } from '@opensym/db'
+import { AccountError, createBot, createOrg, createUser, findOrg, issueToken, listTokens, revokeToken, type Db } from '@opensym/db'
 import { parseDuration } from '@opensym/domain'
+import { verifyAuditChain } from '@opensym/engine'
 
 export interface Io {
   out(text: string): void
@@ -19,7 +20,8 @@ const USAGE = `usage: admin <command> [--json]
   bot create --org <slug> --name <name>
   token issue --org <slug> (--bot <name> | --user <email>) [--expires 30d] [--label <label>]
   token revoke <token-id>
-  token list [--org <slug>]`
+  token list [--org <slug>]
+  audit verify --org <slug>   (recomputes the org's audit hash chain; exit 1 naming the first broken entry)`
 
 const OPTIONS = {
   json: { type: 'boolean' },
@@ -119,6 +121,20 @@ export async function run(argv: readonly string[], db: Db, io: Io): Promise<numb
         }))
         print(rows, rows.map((r) => `${r.id}  ${r.org}  ${r.owner}  ${r.revoked_at ? 'revoked' : r.expires_at ?? 'no expiry'}  ${r.label ?? ''}`).join('\n') || 'no tokens')
         return 0
+      }
+      case 'audit verify': {
+        const org = await findOrg(db, need(values, 'org'))
+        const result = await verifyAuditChain(db, org.id)
+        const b = result.firstBreak
+        if (result.ok || !b) {
+          print({ ok: true, org: org.slug, entries: result.entries }, `the audit chain of org ${org.slug} is intact: ${result.entries} entries verified`)
+          return 0
+        }
+        print(
+          { ok: false, org: org.slug, entries: result.entries, first_break: { seq: Number(b.seq), id: b.id || null, reason: b.reason } },
+          `error: the audit chain of org ${org.slug} is broken at entry ${b.seq}${b.id ? ` (id ${b.id})` : ''}: ${b.reason} (${result.entries} entries before it verified)`,
+        )
+        return 1
       }
       default:
         throw new UsageError(`unknown command "${[noun, verb].filter(Boolean).join(' ')}"; run with --help for usage`)

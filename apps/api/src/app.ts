@@ -5,24 +5,31 @@
 import { randomUUID } from 'node:crypto'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import type { Db } from '@opensym/db'
+import { EngineQueues, RunService } from '@opensym/engine'
 import Fastify, { LogController, type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import type { Redis } from 'ioredis'
 import type { ApiConfig } from './config.js'
 import auth from './plugins/auth.js'
 import dbPlugin from './plugins/db.js'
 import errors from './plugins/errors.js'
+import idempotency from './plugins/idempotency.js'
 import openapi from './plugins/swagger.js'
+import audit from './routes/audit.js'
 import entities from './routes/entities.js'
+import events from './routes/events.js'
 import health from './routes/health.js'
+import runs from './routes/runs.js'
 
 export const REQUEST_ID_HEADER = 'x-sym-request-id'
 /** Client-chosen request ids are echoed only when they are safe to log. */
 const SAFE_REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/
 
 export interface AppDeps {
-  readonly config: Pick<ApiConfig, 'logLevel'>
+  readonly config: Pick<ApiConfig, 'logLevel'> & Partial<Pick<ApiConfig, 'queuePrefix' | 'requestExpirySeconds'>>
   readonly db: Db
   readonly redis: Redis
+  /** Where the Events API enqueues run steps. Default: BullMQ queues on `redis` under `config.queuePrefix`. */
+  readonly queues?: EngineQueues
   /** Overrides the logger (tests pass a silent or capturing one). */
   readonly logger?: FastifyServerOptions['loggerInstance']
 }
@@ -64,10 +71,19 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(openapi)
   await app.register(health)
   app.get('/api/v1/openapi.json', { schema: { hide: true } }, async () => app.swagger())
+  // Queues open their Redis connection on first use, so building the app (e.g. for the OpenAPI document) needs none.
+  const queues = deps.queues ?? new EngineQueues({ connection: deps.redis, prefix: deps.config.queuePrefix ?? 'opensym' })
+  if (!deps.queues) app.addHook('onClose', () => queues.close())
+  const runService = new RunService({ db: deps.db, queues, logger: app.log, requestExpirySeconds: deps.config.requestExpirySeconds })
   await app.register(
     async (api) => {
       await api.register(auth)
+      // Before the routes: it applies to every POST registered after it.
+      await api.register(idempotency)
       await api.register(entities)
+      await api.register(events, { service: runService })
+      await api.register(runs, { service: runService })
+      await api.register(audit)
     },
     { prefix: '/api/v1' },
   )

@@ -2,6 +2,7 @@
  * The API's configuration: read from the environment once, validated, then passed in. Nothing else in the API
  * reads `process.env`.
  */
+import { durationSeconds } from '@opensym/domain'
 import { Type, type Static } from 'typebox'
 import { Value } from 'typebox/value'
 
@@ -19,6 +20,17 @@ export const ApiConfigSchema = Type.Object({
     description: 'LOG_LEVEL: pino log level.',
   }),
   dbPoolSize: Type.Integer({ minimum: 1, default: 10, description: 'DB_POOL_SIZE: PostgreSQL connections per process.' }),
+  queuePrefix: Type.String({
+    minLength: 1,
+    pattern: '^[A-Za-z0-9_-]+$',
+    default: 'opensym',
+    description: 'QUEUE_PREFIX: the BullMQ key prefix; the worker must use the same.',
+  }),
+  requestExpirySeconds: Type.Integer({
+    minimum: 1,
+    default: 86_400,
+    description: 'REQUEST_EXPIRY: how long a request waits for a decision before it expires (seconds, or like "12h", "1d").',
+  }),
 })
 export type ApiConfig = Static<typeof ApiConfigSchema>
 
@@ -29,6 +41,8 @@ const ENV_NAMES: Record<keyof ApiConfig, string> = {
   redisUrl: 'REDIS_URL',
   logLevel: 'LOG_LEVEL',
   dbPoolSize: 'DB_POOL_SIZE',
+  queuePrefix: 'QUEUE_PREFIX',
+  requestExpirySeconds: 'REQUEST_EXPIRY',
 }
 
 /** Reads the configuration from environment variables; throws one line per bad variable. */
@@ -37,7 +51,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ApiConfig {
   for (const [key, name] of Object.entries(ENV_NAMES)) {
     const v = env[name]
     if (v === undefined || v === '') continue
-    raw[key] = /^\d+$/.test(v) && (key === 'port' || key === 'dbPoolSize') ? Number(v) : v
+    if (key === 'requestExpirySeconds') raw[key] = durationSeconds(v) ?? v
+    else raw[key] = /^\d+$/.test(v) && (key === 'port' || key === 'dbPoolSize') ? Number(v) : v
   }
   const withDefaults = Value.Default(ApiConfigSchema, raw)
   const errors = [...Value.Errors(ApiConfigSchema, withDefaults)]

@@ -16,6 +16,19 @@ export const ERRORS = {
   PAYLOAD_TOO_LARGE: { code: 'API:PAYLOAD_TOO_LARGE', status: 413, retryable: false },
   UNSUPPORTED_MEDIA_TYPE: { code: 'API:UNSUPPORTED_MEDIA_TYPE', status: 415, retryable: false },
   UNAVAILABLE: { code: 'API:UNAVAILABLE', status: 503, retryable: true },
+  // The Events API (runs), in Sym's style: `{error, message, code, status_code}` plus our `errors` and `is_retryable`.
+  // The engine raises these (`ENGINE_ERRORS` in @opensym/engine); a test checks that every one is listed here.
+  EVENTS_INVALID_REQUEST: { code: 'EventsAPI:INVALID_REQUEST', status: 400, retryable: false },
+  EVENTS_FORBIDDEN: { code: 'EventsAPI:FORBIDDEN', status: 403, retryable: false },
+  EVENTS_SOURCE_NOT_ALLOWED: { code: 'EventsAPI:SOURCE_NOT_ALLOWED', status: 403, retryable: false },
+  EVENTS_NOT_FOUND: { code: 'EventsAPI:NOT_FOUND', status: 404, retryable: false },
+  EVENTS_CONFLICT: { code: 'EventsAPI:CONFLICT', status: 409, retryable: true },
+  APPROVE_INVALID_RUN: { code: 'ApproveAPI:INVALID_RUN', status: 400, retryable: false },
+  DENY_INVALID_RUN: { code: 'DenyAPI:INVALID_RUN', status: 400, retryable: false },
+  DEESCALATE_INVALID_RUN: { code: 'DeescalateAPI:INVALID_RUN', status: 400, retryable: false },
+  // Idempotency-Key (plugins/idempotency.ts): the key was used for another request / its first request still runs.
+  IDEMPOTENCY_KEY_REUSED: { code: 'API:IDEMPOTENCY_KEY_REUSED', status: 422, retryable: false },
+  IDEMPOTENCY_KEY_IN_PROGRESS: { code: 'API:IDEMPOTENCY_KEY_IN_PROGRESS', status: 409, retryable: true },
   INTERNAL: { code: 'API:INTERNAL', status: 500, retryable: true },
 } as const
 
@@ -38,6 +51,11 @@ export class ApiError extends Error {
   get status(): number {
     return ERRORS[this.kind].status
   }
+}
+
+/** The registry entry with this code (engine errors carry their code). */
+export function kindOfCode(code: string): ErrorKind | undefined {
+  return (Object.keys(ERRORS) as ErrorKind[]).find((k) => ERRORS[k].code === code)
 }
 
 /** A 400 naming the fields at fault. */

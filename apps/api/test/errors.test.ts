@@ -61,7 +61,7 @@ describe('400: a bad body names the field and changes nothing', () => {
   it('type rules and settings are checked', async () => {
     const noIntegration = await call(h, 'POST', 'entities/access-strategies', { body: { type: 'okta', slug: 'x', integration_id: '<null>', targets: [] } })
     expect(err(noIntegration).errors).toEqual([{ field: 'integration_id', message: 'this strategy type requires an integration; set integration_id' }])
-    const http = await call(h, 'POST', 'entities/access-strategies', { body: { type: 'http', slug: 'web', integration_id: '<null>', targets: [g.oktaTarget.id] } })
+    const http = await call(h, 'POST', 'entities/access-strategies', { body: { type: 'http', slug: 'web', integration_id: '<null>', targets: [g.oktaTarget.id], settings: { url: 'https://access.example.com/sym' } } })
     expect(http.status).toBe(201)
     const setting = await call(h, 'POST', 'entities/access-targets', { body: { type: 'okta_group', slug: 'x', settings: {} } })
     expect(err(setting).errors).toEqual([{ field: 'settings.group_id', message: 'is required for type "okta_group"' }])

@@ -2,13 +2,27 @@
 import { Type, type Static } from 'typebox'
 import { Value } from 'typebox/value'
 
+const ms = (defaultMs: number, description: string, minimum = 1) => Type.Integer({ minimum, default: defaultMs, description })
+
 export const WorkerConfigSchema = Type.Object({
   databaseUrl: Type.String({ minLength: 1, default: 'postgresql://postgres@127.0.0.1:5432/opensym' }),
   redisUrl: Type.String({ minLength: 1, default: 'redis://127.0.0.1:6379' }),
-  /** Every BullMQ key starts with this, so several stacks can share one Redis. */
+  /** Every BullMQ key starts with this, so several stacks can share one Redis. The API must use the same. */
   queuePrefix: Type.String({ minLength: 1, pattern: '^[A-Za-z0-9_-]+$', default: 'opensym' }),
   logLevel: Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)), { default: 'info' }),
-  dbPoolSize: Type.Integer({ minimum: 1, default: 5 }),
+  dbPoolSize: Type.Integer({ minimum: 1, default: 20 }),
+  /** Jobs processed at once per queue (request, approve, deny, escalate, deescalate, expire-request). */
+  concurrency: Type.Integer({ minimum: 1, maximum: 1000, default: 10 }),
+  /** Attempts per job before its step fails for good (and a failed revocation is reported). */
+  jobAttempts: Type.Integer({ minimum: 1, maximum: 100, default: 8 }),
+  jobBackoffMs: ms(1000, 'First retry delay; each next one doubles.'),
+  /** A crashed worker's job is taken over after this long without a lock renewal. */
+  lockDurationMs: ms(30_000, 'Job lock duration.', 100),
+  stalledIntervalMs: ms(30_000, 'How often to look for jobs of crashed workers.', 100),
+  strategyTimeoutMs: ms(30_000, 'Budget of each strategy phase (identity; call and read-back).'),
+  /** The reconciler re-adds lost jobs every this often (0: only at start). */
+  reconcileIntervalMs: ms(5000, 'Reconciler period.', 0),
+  deescalateRetryCooldownMs: ms(600_000, 'After a de-escalation failed for good, wait this long before trying again.', 0),
 })
 export type WorkerConfig = Static<typeof WorkerConfigSchema> & { logLevel: string }
 
@@ -18,14 +32,24 @@ const ENV_NAMES: Record<keyof WorkerConfig, string> = {
   queuePrefix: 'QUEUE_PREFIX',
   logLevel: 'LOG_LEVEL',
   dbPoolSize: 'WORKER_DB_POOL_SIZE',
+  concurrency: 'WORKER_CONCURRENCY',
+  jobAttempts: 'JOB_ATTEMPTS',
+  jobBackoffMs: 'JOB_BACKOFF_MS',
+  lockDurationMs: 'JOB_LOCK_DURATION_MS',
+  stalledIntervalMs: 'JOB_STALLED_INTERVAL_MS',
+  strategyTimeoutMs: 'STRATEGY_TIMEOUT_MS',
+  reconcileIntervalMs: 'RECONCILE_INTERVAL_MS',
+  deescalateRetryCooldownMs: 'DEESCALATE_RETRY_COOLDOWN_MS',
 }
+
+const NUMERIC = new Set<string>(Object.entries(WorkerConfigSchema.properties).filter(([, s]) => (s as { type?: unknown }).type === 'integer').map(([k]) => k))
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): WorkerConfig {
   const raw: Record<string, unknown> = {}
   for (const [key, name] of Object.entries(ENV_NAMES)) {
     const v = env[name]
     if (v === undefined || v === '') continue
-    raw[key] = key === 'dbPoolSize' && /^\d+$/.test(v) ? Number(v) : v
+    raw[key] = NUMERIC.has(key) && /^\d+$/.test(v) ? Number(v) : v
   }
   const value = Value.Default(WorkerConfigSchema, raw)
   const errors = [...Value.Errors(WorkerConfigSchema, value)]

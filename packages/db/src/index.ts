@@ -42,3 +42,13 @@ export function createDb(url: string, options: CreateDbOptions = {}): Db {
 export function inTransaction<T>(db: DbOrTx, fn: (tx: Tx) => Promise<T>, options?: { isolationLevel?: Prisma.TransactionIsolationLevel }): Promise<T> {
   return '$transaction' in db ? db.$transaction(fn, options) : fn(db)
 }
+
+/**
+ * A value for a Json column. Our typed records (interfaces, which have no index signature) are JSON by
+ * construction; Prisma's input type cannot see that.
+ */
+export function toJson(value: object): Prisma.InputJsonObject {
+  // typescript-eslint resolves the generated client's types differently from tsc and calls this unnecessary.
+  // eslint-disable-next-line @typescript-eslint/no-unnecessary-type-assertion
+  return value as Prisma.InputJsonObject
+}

@@ -11,3 +11,9 @@ export const canWriteEntities = (p: Principal): boolean => p.userType === 'bot' 
 
 /** Members may read configuration (e.g. to find a flow's SRN); guests may not. */
 export const canReadEntities = (p: Principal): boolean => p.userType === 'bot' || p.role !== 'guest'
+
+/**
+ * The audit trail shows who asked for, approved and used access across the org, so only admins and bots (which
+ * export it to log pipelines) may read it; members and guests may not, not even their own entries.
+ */
+export const canReadAudit = (p: Principal): boolean => p.userType === 'bot' || p.role === 'admin'

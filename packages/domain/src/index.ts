@@ -1,3 +1,6 @@
 export * from './durations.js'
 export * from './tokens.js'
 export * from './access.js'
+export * from './runs.js'
+export * from './fields.js'
+export * from './srn.js'

@@ -10,7 +10,9 @@ import { secretSource } from './resources/secret-source.js'
  */
 function lookupAttributes<R extends ResourceDef>(r: R, keys: readonly (keyof R['attributes'] & string)[]) {
   const out: Record<string, AttributeDef> = {}
-  for (const [name, a] of Object.entries(r.attributes)) {
+  for (const [name, resourceAttribute] of Object.entries(r.attributes)) {
+    // Data sources are read, never planned: plan modifiers do not apply.
+    const { planModifiers: _modifiers, requiresReplace: _replace, ...a } = resourceAttribute
     if (keys.includes(name)) out[name] = { ...a, mode: 'required' }
     else if (a.mode === 'computed') out[name] = a
     else out[name] = { ...a, mode: 'optional_computed', default: undefined }

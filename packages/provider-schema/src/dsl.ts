@@ -63,7 +63,23 @@ export interface AttributeDef {
   readonly omitWhenNull?: true
   readonly sensitive?: true
   readonly maxLength?: number
+  /**
+   * How the provider plans the attribute, in order (terraform-plugin-framework's plan modifiers). Only the
+   * provider reads these; they change nothing in the schema Terraform sees or in the API.
+   * - `useStateForUnknown`: when the object already exists, plan the stored value instead of "known after apply"
+   *   (for computed values that never change once set, such as `id`).
+   */
+  readonly planModifiers?: readonly PlanModifierName[]
+  /**
+   * Changing the value destroys the object and creates a new one (terraform-plugin-framework's `RequiresReplace()`,
+   * SDKv2's `ForceNew`), for values the API cannot update in place. Runs after `planModifiers`. The description
+   * Terraform shows says so.
+   */
+  readonly requiresReplace?: true
 }
+
+/** The plan modifiers an attribute may declare (see {@link AttributeDef.planModifiers}). */
+export type PlanModifierName = 'useStateForUnknown'
 
 export type NestingMode = 'list' | 'single'
 
@@ -101,6 +117,15 @@ export type RuleDef =
 export interface SettingDef {
   readonly required: boolean
   readonly description: string
+  /**
+   * What a set value must look like (settings values are strings):
+   * - `http_url`: an absolute `http://` or `https://` URL with a host and without `user:password@`;
+   * - `uuid`: the id of another entity (e.g. a `sym_secret`);
+   * - `integer`: a whole number within `range` (inclusive).
+   */
+  readonly format?: 'http_url' | 'uuid' | 'integer'
+  /** For `format: 'integer'`: the smallest and largest values accepted. */
+  readonly range?: readonly [number, number]
 }
 
 /** How an entity is found by `GET /entities/<path>?…` and imported. */
@@ -164,10 +189,11 @@ export const block = <const B extends BlockDef>(b: B): B => b
 export const resource = <const R extends ResourceDef>(r: R): R => r
 export const dataSource = <const D extends DataSourceDef>(d: D): D => d
 
-/** Every resource's computed `id`. */
+/** Every resource's computed `id`: assigned by the API on create, never changed after. */
 export const idAttribute = attr.string({
   mode: 'computed',
   format: 'uuid',
+  planModifiers: ['useStateForUnknown'],
   description: 'The UUID of this object, assigned by the API.',
 })
 

@@ -5,6 +5,7 @@ import { describe, expect, it } from 'vitest'
 import {
   apiSchemas,
   dataSources,
+  fullDescription,
   generatedFiles,
   jsonName,
   providerSchemasDocument,
@@ -85,6 +86,24 @@ describe('the catalogue', () => {
     })
     expect(jsonName('name', resources.flow.attributes.name)).toBe('slug')
     expect(jsonName('prompt_field', resources.flow.blocks.params.blocks.prompt_field)).toBe('prompt_fields')
+  })
+
+  it('declares plan modifiers where they mean something: use-state-for-unknown on computed values, requires-replace on configurable ones', () => {
+    for (const r of resourceList) {
+      for (const [path, , a] of walk(r.attributes, r.blocks)) {
+        if (a.planModifiers?.includes('useStateForUnknown')) expect(a.mode, `${r.typeName}.${path}`).toMatch(/computed/)
+        if (a.requiresReplace) expect(a.mode, `${r.typeName}.${path}`).not.toBe('computed')
+      }
+      expect(r.attributes.id?.planModifiers, r.typeName).toEqual(['useStateForUnknown'])
+    }
+    // Data sources are read, never planned.
+    for (const d of dataSources) for (const a of Object.values(d.attributes)) expect(a.planModifiers ?? a.requiresReplace).toBeUndefined()
+  })
+
+  it('says in the description when changing an attribute replaces the object', () => {
+    const a = { type: 'string', mode: 'optional', description: 'The region.', requiresReplace: true } as const satisfies AttributeDef
+    expect(fullDescription(a)).toBe('The region. Changing this forces a new resource to be created.')
+    expect(fullDescription({ ...a, requiresReplace: undefined })).toBe('The region.')
   })
 
   it('describes every attribute and block', () => {

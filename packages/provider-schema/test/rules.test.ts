@@ -4,6 +4,7 @@ import {
   collectReferences,
   decodeBase64Text,
   encodeEntityFields,
+  ENV_SECRET_PREFIX,
   normalizeEntityBody,
   referenceAttributes,
   resources,
@@ -22,7 +23,7 @@ describe('validateEntityRules', () => {
       { field: 'integration_id', message: 'this strategy type requires an integration; set integration_id' },
     ])
     expect(validateEntityRules(resources.strategy, { ...base, type: 'okta', integration_id: '<null>' })).toHaveLength(1)
-    expect(validateEntityRules(resources.strategy, { ...base, type: 'http', integration_id: '<null>' })).toEqual([])
+    expect(validateEntityRules(resources.strategy, { ...base, type: 'http', integration_id: '<null>', settings: { url: 'https://h.example.com/' } })).toEqual([])
     expect(validateEntityRules(resources.strategy, { ...base, type: 'okta', integration_id: 'nope' })).toEqual([
       { field: 'integration_id', message: 'must be a UUID or "<null>"' },
     ])
@@ -54,9 +55,36 @@ describe('validateEntityRules', () => {
   })
 
   it('rejects a target listed twice', () => {
-    expect(validateEntityRules(resources.strategy, { type: 'http', slug: 's', targets: [U1, U1] })).toEqual([
+    expect(validateEntityRules(resources.strategy, { type: 'http', slug: 's', targets: [U1, U1], settings: { url: 'https://h.example.com/' } })).toEqual([
       { field: 'targets[1]', message: 'is listed twice' },
     ])
+  })
+
+  it('checks the http strategy settings: url required and an http(s) URL, hmac_secret_id a UUID, timeout_seconds 1-60', () => {
+    const http = (settings?: Record<string, unknown>) =>
+      validateEntityRules(resources.strategy, { type: 'http', slug: 's', integration_id: '<null>', targets: [U1], ...(settings ? { settings } : {}) })
+    expect(http()).toEqual([{ field: 'settings.url', message: 'is required for type "http"' }])
+    expect(http({})).toEqual([{ field: 'settings.url', message: 'is required for type "http"' }])
+    expect(http({ url: '' })).toEqual([{ field: 'settings.url', message: 'is required for type "http"' }])
+    expect(http({ url: 'https://access.example.com/sym?team=a' })).toEqual([])
+    expect(http({ url: 'http://127.0.0.1:8080/grant', hmac_secret_id: U2, timeout_seconds: '60' })).toEqual([])
+    expect(http({ url: 'access.example.com/sym' })).toEqual([{ field: 'settings.url', message: 'must be an absolute http:// or https:// URL' }])
+    expect(http({ url: 'ftp://access.example.com/sym' })).toEqual([{ field: 'settings.url', message: 'must be an absolute http:// or https:// URL' }])
+    expect(http({ url: 'https://me:pw@access.example.com/' })).toEqual([{ field: 'settings.url', message: 'must not contain credentials (user:password@)' }])
+    expect(http({ url: 'https://a.example.com', hmac_secret_id: 'my-secret', timeout_seconds: '0' })).toEqual([
+      { field: 'settings.hmac_secret_id', message: 'must be a UUID' },
+      { field: 'settings.timeout_seconds', message: 'must be a whole number from 1 to 60' },
+    ])
+    expect(http({ url: 'https://a.example.com', timeout_seconds: '1.5' })).toEqual([{ field: 'settings.timeout_seconds', message: 'must be a whole number from 1 to 60' }])
+    expect(http({ url: 'https://a.example.com', timeout_seconds: '61' })).toHaveLength(1)
+    // Other strategy types are not affected.
+    expect(validateEntityRules(resources.strategy, { type: 'okta', slug: 's', integration_id: U1, targets: [U1] })).toEqual([])
+  })
+
+  it('knows the env secret source', () => {
+    expect(resources.secret_source.attributes.type.allowedValues).toEqual(['aws_secrets_manager', 'env'])
+    expect(ENV_SECRET_PREFIX).toBe('OPENSYM_SECRET_')
+    expect(resources.secret.attributes.path.description).toContain('OPENSYM_SECRET_')
   })
 })
 

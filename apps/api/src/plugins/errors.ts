@@ -4,7 +4,8 @@
  */
 import type { FastifyError, FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
-import { ApiError, ERRORS, errorBody, type FieldError, type ErrorKind } from '../errors.js'
+import { EngineError } from '@opensym/engine'
+import { ApiError, ERRORS, errorBody, kindOfCode, type FieldError, type ErrorKind } from '../errors.js'
 
 interface AjvError {
   keyword: string
@@ -74,6 +75,9 @@ const FASTIFY_CODES: Partial<Record<string, ErrorKind>> = {
 export default fp(
   async function errors(app: FastifyInstance) {
     app.setErrorHandler((err: FastifyError | ApiError, req, reply) => {
+      const engineError = (err as unknown) instanceof EngineError ? (err as unknown as EngineError) : undefined
+      const engineKind = engineError && kindOfCode(engineError.code)
+      if (engineError && engineKind) return reply.code(ERRORS[engineKind].status).send(errorBody(engineKind, engineError.message, engineError.errors))
       if (err instanceof ApiError) {
         if (err.status >= 500) req.log.error({ err }, 'request failed')
         return reply.code(err.status).send(errorBody(err.kind, err.message, err.errors))
@@ -81,7 +85,9 @@ export default fp(
       if (err.validation) {
         const errors = validationErrors(err)
         const message = errors.map((e) => `${e.field}: ${e.message}`).join('; ')
-        return reply.code(400).send(errorBody('INVALID_REQUEST', message, errors))
+        // The Events API answers with its own code, like the engine's own validation does.
+        const kind: ErrorKind = /^\/api\/v1\/(events|runs)(\/|\?|$)/.test(req.url) ? 'EVENTS_INVALID_REQUEST' : 'INVALID_REQUEST'
+        return reply.code(400).send(errorBody(kind, message, errors))
       }
       const known = err.code ? FASTIFY_CODES[err.code] : undefined
       if (known) return reply.code(ERRORS[known].status).send(errorBody(known, err.message))

@@ -21,13 +21,17 @@ export default fp(
         info: {
           title: 'Sym Access Flows API',
           version: API_VERSION,
-          description: 'The entities API Terraform pushes configuration to. Every entity path is derived from `packages/provider-schema`.',
+          description:
+            'The entities API Terraform pushes configuration to (every entity path is derived from `packages/provider-schema`), and the Events API that runs access flows.',
         },
         servers: [{ url: '/' }],
         components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
         security: [{ bearer: [] }],
         tags: [
           { name: 'entities', description: 'Configuration objects managed by Terraform.' },
+          { name: 'events', description: 'The Events API: request access, approve, deny, revoke, and follow each step.' },
+          { name: 'runs', description: 'Access requests (runs) with their status, steps and timestamps.' },
+          { name: 'audit', description: 'The audit trail: one hash-chained log entry per completed event (admins and bots).' },
           { name: 'health', description: 'Liveness and readiness.' },
         ],
       },

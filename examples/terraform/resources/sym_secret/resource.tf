@@ -14,3 +14,9 @@ resource "sym_secret" "pagerduty_api_key" {
     json_key = "pagerduty_api_key"
   }
 }
+
+# From an `env` source: the environment variable OPENSYM_SECRET_ACCESS_WEBHOOK of the OpenSym worker.
+resource "sym_secret" "webhook_signing_key" {
+  path      = "OPENSYM_SECRET_ACCESS_WEBHOOK"
+  source_id = sym_secrets.env.id
+}

@@ -7,3 +7,10 @@ resource "sym_secrets" "main" {
     context_id = sym_integration.runtime_context.id
   }
 }
+
+# Self-hosted OpenSym: secrets from the environment of the OpenSym processes. Only variables whose names start
+# with OPENSYM_SECRET_ can be read.
+resource "sym_secrets" "env" {
+  type = "env"
+  name = "process-env"
+}

@@ -28,3 +28,25 @@ resource "sym_strategy" "aws_sso" {
     instance_arn = "arn:aws:sso:::instance/ssoins-1234567890abcdef"
   }
 }
+
+# HTTP: no integration; each grant and removal is POSTed as JSON to your endpoint, signed with a secret.
+resource "sym_target" "staging_db" {
+  type = "custom"
+  name = "staging-db"
+
+  settings = {
+    identifier = "staging-db"
+  }
+}
+
+resource "sym_strategy" "webhook" {
+  type    = "http"
+  name    = "access-webhook"
+  targets = [sym_target.staging_db.id]
+
+  settings = {
+    url             = "https://access.example.com/sym"
+    hmac_secret_id  = sym_secret.webhook_signing_key.id
+    timeout_seconds = "10"
+  }
+}

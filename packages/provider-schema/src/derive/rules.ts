@@ -4,7 +4,7 @@
  * body normalisation and reference walk the API needs. Pure functions: the API answers 400 with these
  * errors, and the provider can run the same checks at plan time.
  */
-import type { AttributeDef, BlockDef, EntityKind, ResourceDef } from '../dsl.js'
+import type { AttributeDef, BlockDef, EntityKind, ResourceDef, SettingDef } from '../dsl.js'
 import { resourceList } from '../catalog.js'
 import { jsonName } from './api.js'
 
@@ -147,13 +147,43 @@ export function validateEntityRules(r: ResourceDef, body: Json): FieldError[] {
       const settings = raw as Record<string, unknown>
       const bound = rawBound as unknown[]
       for (const [setting, def] of Object.entries(wanted)) {
-        if (def.required && [undefined, null, ''].includes(settings[setting] as string) && !bound.includes(setting)) {
+        const value = settings[setting]
+        if (def.required && [undefined, null, ''].includes(value as string) && !bound.includes(setting)) {
           errors.push({ field: `${key}.${setting}`, message: `is required for type "${type}"` })
+        } else if (typeof value === 'string' && value !== '') {
+          const problem = settingFormatProblem(def, value)
+          if (problem) errors.push({ field: `${key}.${setting}`, message: problem })
         }
       }
     }
   }
   return errors
+}
+
+/** Why a set settings value does not have its declared format, or undefined when it does (or has none). */
+function settingFormatProblem(def: SettingDef, value: string): string | undefined {
+  switch (def.format) {
+    case 'http_url': {
+      let url: URL
+      try {
+        url = new URL(value)
+      } catch {
+        return 'must be an absolute http:// or https:// URL'
+      }
+      if ((url.protocol !== 'http:' && url.protocol !== 'https:') || !url.hostname) return 'must be an absolute http:// or https:// URL'
+      if (url.username || url.password) return 'must not contain credentials (user:password@)'
+      return undefined
+    }
+    case 'uuid':
+      return isUuid(value) ? undefined : 'must be a UUID'
+    case 'integer': {
+      const [min, max] = def.range ?? [Number.MIN_SAFE_INTEGER, Number.MAX_SAFE_INTEGER]
+      const n = /^-?\d+$/.test(value.trim()) ? Number(value.trim()) : NaN
+      return Number.isSafeInteger(n) && n >= min && n <= max ? undefined : `must be a whole number from ${min} to ${max}`
+    }
+    default:
+      return undefined
+  }
 }
 
 /** The ids this body points at, by field, skipping unset values. */

@@ -62,12 +62,13 @@ export function terraformType(a: AttributeDef): TerraformType {
   }
 }
 
-/** The description Terraform shows, with defaults and allowed values spelled out. */
+/** The description Terraform shows, with allowed values, defaults and replacement on change spelled out. */
 export function fullDescription(a: AttributeDef): string {
   let d = a.description
   const values = a.allowedValues ?? a.elementAllowedValues
   if (values) d += ` One of: ${values.map((v) => `\`${v}\``).join(', ')}.`
   if (a.default !== undefined && typeof a.default !== 'object') d += ` Defaults to \`${String(a.default)}\`.`
+  if (a.requiresReplace) d += ' Changing this forces a new resource to be created.'
   return d
 }
 

@@ -20,7 +20,8 @@ export const secret = resource({
     path: attr.string({
       mode: 'required',
       maxLength: 2048,
-      description: 'The name of the secret in its source (for AWS Secrets Manager, the secret name).',
+      description:
+        'The name of the secret in its source: for AWS Secrets Manager, the secret name; for an `env` source, the environment variable, which must start with `OPENSYM_SECRET_` (e.g. `OPENSYM_SECRET_OKTA_TOKEN`).',
     }),
     source_id: attr.string({
       mode: 'required',

@@ -1,0 +1,265 @@
+/**
+ * The audit trail: one log entry per completed event, in the shape Sym streams to log destinations and sends to
+ * Lambda/HTTP strategies (reference §7.2, schema version 6). Entries are append-only (a trigger refuses UPDATE and
+ * DELETE) and chained per org: each stores the hash of the one before, so altering or removing any entry breaks
+ * every hash after it, and `verifyAuditChain` names the first entry that no longer matches.
+ */
+import { createHash } from 'node:crypto'
+import { toJson, type DbOrTx, type Tx } from '@opensym/db'
+import { TEMPLATE_SRN, type EventChannel, type EventStatus } from '@opensym/domain'
+import type { RunSnapshot } from './snapshot.js'
+
+export const LOG_SCHEMA_VERSION = 6
+/** The `prevHash` of an org's first entry. */
+export const GENESIS_HASH = '0'.repeat(64)
+
+export interface LogActor {
+  readonly user: string
+  readonly name: string
+  readonly username: string
+  readonly identity: { readonly service: string; readonly external_id: string; readonly email?: string | undefined }
+}
+
+/** A §7.2 log entry. */
+export interface LogEntry {
+  readonly id: string
+  readonly type: 'event'
+  readonly meta: { readonly schema_version: number }
+  readonly state: { readonly status: 'completed' | 'processing'; readonly errors: ReadonlyArray<{ readonly message: string; readonly code: string }> }
+  readonly run: { readonly srn: string; readonly flow: string; readonly actors: Readonly<Record<string, LogActor>> }
+  readonly event: { readonly srn: string; readonly type: string; readonly template: string; readonly timestamp: string; readonly channel: EventChannel }
+  readonly actor: LogActor | null
+  readonly fields: Readonly<Record<string, unknown>>
+}
+
+export interface EntryUser {
+  readonly id: string
+  readonly type: 'normal' | 'bot'
+  readonly email: string | null
+  readonly username: string
+  readonly firstName: string | null
+  readonly lastName: string | null
+}
+
+/** Everything an entry is made of, loaded by {@link loadEntryInput} or assembled by the engine. */
+export interface EntryInput {
+  readonly orgSlug: string
+  readonly run: { readonly id: string; readonly flowSlug: string; readonly flowVersion: number; readonly fields: Readonly<Record<string, unknown>>; readonly durationSeconds: number | null; readonly snapshot: RunSnapshot | null }
+  readonly event: {
+    readonly id: string
+    readonly name: string
+    readonly channel: EventChannel
+    readonly status: EventStatus
+    readonly error: string | null
+    readonly fields: Readonly<Record<string, unknown>>
+    readonly timestamp: Date
+    readonly actor: EntryUser | null
+  }
+  /** The actor of each earlier step of the run (and of this one), by step name; later steps overwrite earlier. */
+  readonly actors: ReadonlyArray<{ readonly step: string; readonly user: EntryUser }>
+}
+
+export function userSrn(orgSlug: string, user: Pick<EntryUser, 'id' | 'type'>): string {
+  return `${orgSlug}:user:${user.type}:${user.id}:latest`
+}
+
+function logActor(orgSlug: string, user: EntryUser): LogActor {
+  const name = [user.firstName, user.lastName].filter(Boolean).join(' ') || user.username
+  return {
+    user: userSrn(orgSlug, user),
+    name,
+    username: user.username,
+    identity: user.email ? { service: 'sym', external_id: 'cloud', email: user.email } : { service: 'sym', external_id: 'cloud' },
+  }
+}
+
+/**
+ * The log entry of an event. The id is the event's id, so every delivery of the entry (and the payload sent to a
+ * strategy for the same event) carries the same id. A pending event yields `state.status = "processing"`.
+ */
+export function buildLogEntry(input: EntryInput): LogEntry {
+  const { orgSlug, run, event } = input
+  const target = run.snapshot?.target
+  const fields: Record<string, unknown> = { ...run.fields, ...event.fields }
+  if (target) {
+    fields.target_id = target.id
+    fields.target = {
+      name: target.slug,
+      srn: `${orgSlug}:access_target:${target.type}:${target.slug}:latest:${target.id}`,
+      type: target.type,
+      label: target.label ?? target.slug,
+      settings: target.settings,
+    }
+  }
+  if (run.durationSeconds !== null) fields.duration = run.durationSeconds
+  const actors: Record<string, LogActor> = {}
+  for (const { step, user } of input.actors) actors[step] = logActor(orgSlug, user)
+  return {
+    id: event.id,
+    type: 'event',
+    meta: { schema_version: LOG_SCHEMA_VERSION },
+    state: {
+      status: event.status === 'pending' ? 'processing' : 'completed',
+      errors: event.status === 'error' ? [{ message: event.error ?? 'the event failed', code: `${event.name}_failed` }] : [],
+    },
+    run: {
+      srn: `${orgSlug}:run:${run.flowSlug}:${run.flowVersion}:${run.id}`,
+      flow: `${orgSlug}:flow:${run.flowSlug}:${run.flowVersion}`,
+      actors,
+    },
+    event: {
+      srn: `sym:event-spec:approval:1.0.0:${event.name}`,
+      type: event.name,
+      template: TEMPLATE_SRN,
+      timestamp: event.timestamp.toISOString(),
+      channel: event.channel,
+    },
+    actor: event.actor ? logActor(orgSlug, event.actor) : null,
+    fields,
+  }
+}
+
+/** JSON with object keys sorted at every level: the same value always has the same text, whatever its key order. */
+export function canonicalJson(value: unknown): string {
+  if (value === null || typeof value !== 'object') return JSON.stringify(value) ?? 'null'
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`
+  const entries = Object.entries(value as Record<string, unknown>)
+    .filter(([, v]) => v !== undefined)
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+  return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`
+}
+
+/** An entry's hash: SHA-256 over the previous hash and the entry's canonical JSON. */
+export function chainHash(prevHash: string, entry: unknown): string {
+  return createHash('sha256').update(prevHash).update('\n').update(canonicalJson(entry)).digest('hex')
+}
+
+/** Loads what {@link buildLogEntry} needs for one event: the event, its run and org, and the run's actors so far. */
+export async function loadEntryInput(db: DbOrTx, eventId: string): Promise<EntryInput & { readonly orgId: string; readonly flowId: string | null }> {
+  const event = await db.runEvent.findUniqueOrThrow({
+    where: { id: eventId },
+    include: {
+      actor: { select: { id: true, type: true, email: true, username: true, firstName: true, lastName: true } },
+      run: { include: { org: { select: { slug: true } } } },
+    },
+  })
+  const earlier = await db.runEvent.findMany({
+    where: { runId: event.runId, seq: { lte: event.seq }, actorId: { not: null }, status: { not: 'error' } },
+    orderBy: { seq: 'asc' },
+    select: { name: true, actor: { select: { id: true, type: true, email: true, username: true, firstName: true, lastName: true } } },
+  })
+  const run = event.run
+  return {
+    orgId: run.orgId,
+    flowId: run.flowId,
+    orgSlug: run.org.slug,
+    run: {
+      id: run.id,
+      flowSlug: run.flowSlug,
+      flowVersion: run.flowVersion,
+      fields: asRecord(run.fields),
+      durationSeconds: run.durationSeconds,
+      snapshot: (run.snapshot && typeof run.snapshot === 'object' && 'flow' in run.snapshot ? run.snapshot : null) as RunSnapshot | null,
+    },
+    event: {
+      id: event.id,
+      name: event.name,
+      channel: event.channel,
+      status: event.status,
+      error: event.error,
+      fields: asRecord(event.fields),
+      timestamp: event.completedAt ?? event.createdAt,
+      actor: event.actor,
+    },
+    actors: earlier.flatMap((e) => (e.actor ? [{ step: e.name, user: e.actor }] : [])),
+  }
+}
+
+function asRecord(value: unknown): Record<string, unknown> {
+  return value && typeof value === 'object' && !Array.isArray(value) ? (value as Record<string, unknown>) : {}
+}
+
+/**
+ * Writes the audit entry of a completed event, chained after the org's last entry. Call it inside the transaction
+ * that completes the event, as its last statement: it locks the org's chain head until commit. A second call for
+ * the same event does nothing, so a retried step never writes two entries.
+ */
+export async function recordAudit(tx: Tx, eventId: string): Promise<LogEntry | undefined> {
+  const input = await loadEntryInput(tx, eventId)
+  if (input.event.status === 'pending') throw new Error(`recordAudit: event ${eventId} is still pending`)
+  const existing = await tx.auditEntry.findUnique({ where: { eventId }, select: { id: true } })
+  if (existing) return undefined
+  const entry = buildLogEntry(input)
+  await tx.$executeRaw`INSERT INTO "AuditChainHead" ("orgId", "seq", "hash") VALUES (${input.orgId}::uuid, 0, ${GENESIS_HASH}) ON CONFLICT DO NOTHING`
+  const [head] = await tx.$queryRaw<Array<{ seq: bigint; hash: string }>>`SELECT "seq", "hash" FROM "AuditChainHead" WHERE "orgId" = ${input.orgId}::uuid FOR UPDATE`
+  if (!head) throw new Error(`recordAudit: no chain head for org ${input.orgId}`)
+  const seq = head.seq + 1n
+  const hash = chainHash(head.hash, entry)
+  await tx.auditEntry.create({
+    data: {
+      id: entry.id,
+      orgId: input.orgId,
+      seq,
+      runId: input.run.id,
+      eventId,
+      flowId: input.flowId,
+      userId: input.event.actor?.id ?? null,
+      eventType: input.event.name,
+      timestamp: input.event.timestamp,
+      entry: toJson(entry),
+      prevHash: head.hash,
+      hash,
+    },
+  })
+  await tx.auditChainHead.update({ where: { orgId: input.orgId }, data: { seq, hash } })
+  return entry
+}
+
+export interface ChainBreak {
+  readonly seq: bigint
+  readonly id: string
+  readonly reason: string
+}
+
+export interface ChainVerification {
+  readonly ok: boolean
+  readonly entries: number
+  readonly firstBreak?: ChainBreak
+}
+
+/**
+ * Recomputes an org's chain from the first entry and reports the first entry that does not match: changed
+ * content, a broken link, a missing position, or a head that disagrees with the last entry.
+ */
+export async function verifyAuditChain(db: DbOrTx, orgId: string, options: { batchSize?: number } = {}): Promise<ChainVerification> {
+  const batchSize = options.batchSize ?? 1000
+  let prevHash = GENESIS_HASH
+  let expectedSeq = 1n
+  let checked = 0
+  for (;;) {
+    const rows = await db.auditEntry.findMany({
+      where: { orgId, seq: { gte: expectedSeq } },
+      orderBy: { seq: 'asc' },
+      take: batchSize,
+      select: { id: true, seq: true, entry: true, prevHash: true, hash: true },
+    })
+    for (const row of rows) {
+      if (row.seq !== expectedSeq) return broken(checked, { seq: expectedSeq, id: row.id, reason: `entry ${expectedSeq} is missing (next is ${row.seq})` })
+      if (row.prevHash !== prevHash) return broken(checked, { seq: row.seq, id: row.id, reason: 'its link to the previous entry does not match' })
+      if (chainHash(prevHash, row.entry) !== row.hash) return broken(checked, { seq: row.seq, id: row.id, reason: 'its content does not match its hash' })
+      prevHash = row.hash
+      expectedSeq = row.seq + 1n
+      checked++
+    }
+    if (rows.length < batchSize) break
+  }
+  const head = await db.auditChainHead.findUnique({ where: { orgId } })
+  if (head && (head.seq !== expectedSeq - 1n || head.hash !== prevHash)) {
+    return broken(checked, { seq: head.seq, id: '', reason: `the chain head (entry ${head.seq}) does not match the last entry (${expectedSeq - 1n}): entries were removed` })
+  }
+  return { ok: true, entries: checked }
+}
+
+function broken(entries: number, firstBreak: ChainBreak): ChainVerification {
+  return { ok: false, entries, firstBreak }
+}

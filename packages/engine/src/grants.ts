@@ -1,0 +1,47 @@
+/**
+ * The grant ledger's keys and rows. A grant is access in a target system — (identity there, target) — independent
+ * of the runs that hold it: two runs for the same user and target share one grant, each with its own lease.
+ */
+import { createHash, randomUUID } from 'node:crypto'
+import type { Tx } from '@opensym/db'
+import { canonicalJson } from './audit.js'
+import type { StrategySnapshot, TargetSnapshot } from './strategy.js'
+
+/**
+ * What identifies the access: the strategy type, its integration and settings (which system; for `http`, which
+ * URL), the target (its id, type and settings with field bindings applied: a dynamic target is one grant per bound
+ * value) and the user's identity there. Two targets are never merged even with equal settings — the payload names
+ * the target, and a receiver may act on it. Readable prefix, hashed rest.
+ */
+export function grantKey(strategy: StrategySnapshot, target: TargetSnapshot, identity: string): string {
+  const material = canonicalJson({
+    strategy: { type: strategy.type, integration: strategy.integration?.id ?? null, settings: strategy.settings },
+    target: { id: target.id, type: target.type, settings: target.settings },
+    identity,
+  })
+  return `${strategy.type}:${createHash('sha256').update(material).digest('hex')}`
+}
+
+export interface LockedGrant {
+  readonly id: string
+  readonly applied: boolean
+  readonly identity: string
+}
+
+/** Creates the grant row if needed and locks it until the transaction ends: calls for one grant never overlap. */
+export async function lockGrantByKey(tx: Tx, orgId: string, key: string, strategyType: string, identity: string): Promise<LockedGrant> {
+  await tx.$executeRaw`
+    INSERT INTO "Grant" ("id", "orgId", "key", "strategyType", "identity", "updatedAt")
+    VALUES (${randomUUID()}::uuid, ${orgId}::uuid, ${key}, ${strategyType}, ${identity}, now())
+    ON CONFLICT ("orgId", "key") DO NOTHING`
+  const [grant] = await tx.$queryRaw<LockedGrant[]>`
+    SELECT "id", "applied", "identity" FROM "Grant" WHERE "orgId" = ${orgId}::uuid AND "key" = ${key} FOR UPDATE`
+  if (!grant) throw new Error(`grant ${key} vanished while being locked`)
+  return grant
+}
+
+export async function lockGrant(tx: Tx, grantId: string): Promise<LockedGrant> {
+  const [grant] = await tx.$queryRaw<LockedGrant[]>`SELECT "id", "applied", "identity" FROM "Grant" WHERE "id" = ${grantId}::uuid FOR UPDATE`
+  if (!grant) throw new Error(`grant ${grantId} not found`)
+  return grant
+}

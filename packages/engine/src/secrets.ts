@@ -1,0 +1,127 @@
+/**
+ * Reading `sym_secret` values at the moment a strategy needs them. A `sym_secret` names a value (`path`, optionally
+ * one `json_key` of a JSON value) in a `sym_secrets` source; the value is never stored, logged or returned by the
+ * API, and no error message here ever contains it.
+ *
+ * Source types:
+ * - `env` (self-hosted): the value is the environment variable `path` of this process. Only variables whose names
+ *   start with {@link ENV_SECRET_PREFIX} can be read, so configuration (a bot token with Terraform rights) can never
+ *   read DATABASE_URL or any other variable of the deployment.
+ * - `aws_secrets_manager`: not implemented yet (the strategies, identities and secrets issue); resolving one fails
+ *   with an error that says so.
+ */
+import type { DbOrTx } from '@opensym/db'
+import type { SecretResolver } from './strategy.js'
+
+/** The prefix every variable read through an `env` secret source must have (also documented in provider-schema). */
+export const ENV_SECRET_PREFIX = 'OPENSYM_SECRET_'
+
+const ENV_NAME_RE = /^[A-Za-z_][A-Za-z0-9_]*$/
+const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
+
+/** A secret that cannot be read: missing, misconfigured or from an unsupported source. Not worth retrying. */
+export class SecretError extends Error {
+  constructor(
+    message: string,
+    readonly secretId?: string,
+  ) {
+    super(message)
+    this.name = 'SecretError'
+  }
+}
+
+/** A `sym_secret` with its source, as stored. */
+export interface SecretRecord {
+  readonly id: string
+  readonly path: string
+  readonly settings: unknown
+  readonly source: { readonly id: string; readonly type: string; readonly settings: unknown }
+}
+
+export interface ReadSecretOptions {
+  /** The environment `env` sources read. Default `process.env`. */
+  readonly env?: Readonly<Record<string, string | undefined>>
+}
+
+const describe = (secret: Pick<SecretRecord, 'id' | 'path'>) => `sym_secret ${secret.id} (path "${secret.path}")`
+
+function jsonKeyOf(settings: unknown): string | undefined {
+  if (!settings || typeof settings !== 'object' || Array.isArray(settings)) return undefined
+  const key = (settings as Record<string, unknown>).json_key
+  return typeof key === 'string' && key !== '' ? key : undefined
+}
+
+/** The raw value of a secret in its source, before `json_key`. */
+async function readRaw(secret: SecretRecord, options: ReadSecretOptions): Promise<string> {
+  switch (secret.source.type) {
+    case 'env': {
+      const name = secret.path
+      if (!name.startsWith(ENV_SECRET_PREFIX) || !ENV_NAME_RE.test(name) || name === ENV_SECRET_PREFIX) {
+        throw new SecretError(
+          `${describe(secret)}: an env secret source only reads environment variables named ${ENV_SECRET_PREFIX}<NAME> (letters, digits and _); set the sym_secret's path to such a name`,
+          secret.id,
+        )
+      }
+      const value = (options.env ?? process.env)[name]
+      if (value === undefined || value === '') {
+        throw new SecretError(`${describe(secret)}: the environment variable ${name} is not set (or empty) in the OpenSym worker's environment`, secret.id)
+      }
+      return value
+    }
+    case 'aws_secrets_manager':
+      throw new SecretError(
+        `${describe(secret)}: reading AWS Secrets Manager secrets is not implemented yet (it comes with the strategies, identities and secrets issue); use a sym_secrets source of type "env" for now`,
+        secret.id,
+      )
+    default:
+      throw new SecretError(`${describe(secret)}: unknown secret source type "${secret.source.type}"`, secret.id)
+  }
+}
+
+/** A secret's value: the source's value, or the `json_key` of it when the secret's settings name one. */
+export async function readSecretValue(secret: SecretRecord, options: ReadSecretOptions = {}): Promise<string> {
+  const raw = await readRaw(secret, options)
+  const key = jsonKeyOf(secret.settings)
+  if (key === undefined) return raw
+  let parsed: unknown
+  try {
+    parsed = JSON.parse(raw)
+  } catch {
+    // Never quote the value: it is the secret.
+    throw new SecretError(`${describe(secret)}: settings.json_key is "${key}" but the value is not JSON`, secret.id)
+  }
+  if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) {
+    throw new SecretError(`${describe(secret)}: settings.json_key is "${key}" but the value is not a JSON object`, secret.id)
+  }
+  const value = (parsed as Record<string, unknown>)[key]
+  if (value === undefined || value === null || value === '') {
+    throw new SecretError(`${describe(secret)}: the JSON value has no key "${key}" (settings.json_key)`, secret.id)
+  }
+  if (typeof value === 'string') return value
+  if (typeof value === 'number' || typeof value === 'boolean') return String(value)
+  throw new SecretError(`${describe(secret)}: the JSON key "${key}" holds an object or array, not a string`, secret.id)
+}
+
+export interface SecretResolverOptions extends ReadSecretOptions {
+  readonly db: DbOrTx
+  /** Only this org's secrets can be read. */
+  readonly orgId: string
+}
+
+/**
+ * A {@link SecretResolver} for one org: `sym_secret` id → its source → its value, read at call time (nothing is
+ * cached, so a rotated value is used by the next call). Fails with a {@link SecretError} naming the secret (never
+ * its value) when the secret does not exist in the org or cannot be read.
+ */
+export function createSecretResolver(options: SecretResolverOptions): SecretResolver {
+  const { db, orgId } = options
+  return async (secretId: string) => {
+    if (!UUID_RE.test(secretId)) throw new SecretError(`"${secretId}" is not a sym_secret id (a UUID)`, secretId)
+    const secret = await db.secret.findFirst({
+      where: { id: secretId, orgId },
+      select: { id: true, path: true, settings: true, source: { select: { id: true, type: true, settings: true } } },
+    })
+    if (!secret) throw new SecretError(`no sym_secret with id ${secretId} in this organization`, secretId)
+    return readSecretValue(secret, options)
+  }
+}

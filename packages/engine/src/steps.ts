@@ -1,0 +1,421 @@
+/**
+ * The processors: what happens when a job says "look at this event/run now". Each re-reads PostgreSQL and does
+ * nothing when the work is already done, so duplicated, retried or re-added jobs are harmless. Every change of a
+ * run is one transaction: lock the run, compare-and-set its status on its version, complete the event, audit.
+ *
+ * Escalate and de-escalate follow the grant ledger (README "The grant ledger"): lock the grant row, add or end the
+ * run's lease, call the strategy only when the grant goes from no lease to one or from one to none — inside that
+ * transaction, so calls for one grant never overlap and a crash before commit leaves nothing recorded (the retry
+ * calls the idempotent strategy again and records it once) — and read the target back where it can tell.
+ */
+import type { Db, DbOrTx, RunEvent, Tx } from '@opensym/db'
+import { accessExpiresAt, failureStatus, isFinished, nextStep, transition, type Step } from '@opensym/domain'
+import { buildLogEntry, loadEntryInput } from './audit.js'
+import { flowParams, readSnapshot } from './flows.js'
+import { grantKey, lockGrant, lockGrantByKey } from './grants.js'
+import { createSecretResolver } from './secrets.js'
+import type { EngineQueues, EventStep } from './queues.js'
+import { logReporter, silentLogger, systemClock, type Clock, type EngineLogger, type ErrorReporter } from './seams.js'
+import type { RunSnapshot } from './snapshot.js'
+import { appendEvent, casRun, completeEvent, lockRun } from './store.js'
+import { RetryableStrategyError, StrategyError, type SecretResolver, type Strategy, type StrategyCall, type StrategyOutput, type StrategyRegistry, type Subject } from './strategy.js'
+
+/** Where a job stands in its retries. */
+export interface StepContext {
+  /** 1 for the first attempt. */
+  readonly attempt: number
+  readonly maxAttempts: number
+}
+
+/** The job came too early (its run is not due, or an earlier event of the run is still pending): run it later. */
+export class NotYet extends Error {
+  override readonly name = 'NotYet'
+  constructor(readonly delayMs: number) {
+    super(`not yet: retry in ${delayMs} ms`)
+  }
+}
+
+/** A strategy refused or failed in a way retrying will not fix (any error but RetryableStrategyError). */
+export class StrategyFailure extends Error {
+  override readonly name = 'StrategyFailure'
+  constructor(
+    message: string,
+    readonly output?: StrategyOutput,
+    options?: ErrorOptions,
+  ) {
+    super(message, options)
+  }
+}
+
+/** The target read back does not show the change yet: retried; still unverified after every attempt, it fails. */
+export class UnverifiedChange extends RetryableStrategyError {
+  override readonly name = 'UnverifiedChange'
+  constructor(
+    message: string,
+    readonly output: StrategyOutput,
+  ) {
+    super(message)
+  }
+}
+
+export type StepResult = 'done' | 'noop' | 'refused' | 'failed'
+
+export interface StepRunnerDeps {
+  readonly db: Db
+  readonly queues: EngineQueues
+  readonly strategies: StrategyRegistry
+  /**
+   * Reads an org's `sym_secret` values for strategies, through `db` (the step's transaction when the call happens
+   * inside one). Default: `createSecretResolver` (env sources).
+   */
+  readonly secrets?: SecretsFor
+  readonly reporter?: ErrorReporter
+  readonly logger?: EngineLogger
+  readonly clock?: Clock
+  /** Budget of each strategy phase (identity; call + read-back). Default 30 s. */
+  readonly strategyTimeoutMs?: number
+  /** How long a transaction may wait for a connection. Default 10 s. */
+  readonly maxWaitMs?: number
+}
+
+/** The secret resolver of an org, reading through `db`. */
+export type SecretsFor = (orgId: string, db: DbOrTx) => SecretResolver
+const defaultSecrets: SecretsFor = (orgId, db) => createSecretResolver({ db, orgId })
+/** How soon a step waiting for an earlier event of its run looks again. */
+const ORDER_RETRY_MS = 100
+
+const message = (e: unknown) => (e instanceof Error ? e.message : String(e))
+
+export class StepRunner {
+  private readonly db: Db
+  private readonly queues: EngineQueues
+  private readonly strategies: StrategyRegistry
+  private readonly secrets: SecretsFor
+  private readonly reporter: ErrorReporter
+  private readonly logger: EngineLogger
+  private readonly clock: Clock
+  private readonly strategyTimeoutMs: number
+  private readonly txOptions: { timeout: number; maxWait: number }
+
+  constructor(deps: StepRunnerDeps) {
+    this.db = deps.db
+    this.queues = deps.queues
+    this.strategies = deps.strategies
+    this.secrets = deps.secrets ?? defaultSecrets
+    this.logger = deps.logger ?? silentLogger
+    this.reporter = deps.reporter ?? logReporter(this.logger)
+    this.clock = deps.clock ?? systemClock
+    this.strategyTimeoutMs = deps.strategyTimeoutMs ?? 30_000
+    this.txOptions = { timeout: this.strategyTimeoutMs + 15_000, maxWait: deps.maxWaitMs ?? 10_000 }
+  }
+
+  /** Processes the pending event `eventId`, whatever its step. */
+  async processEvent(eventId: string, ctx: StepContext): Promise<StepResult> {
+    const event = await this.db.runEvent.findUnique({ where: { id: eventId } })
+    if (!event || event.status !== 'pending') return 'noop'
+    await this.waitForEarlier(event)
+    switch (event.name as Step) {
+      case 'request':
+        return this.request(event, ctx)
+      case 'approve':
+      case 'deny':
+        return this.decision(event, event.name as 'approve' | 'deny', ctx)
+      case 'escalate':
+        return this.escalate(event, ctx)
+      case 'deescalate':
+        return this.deescalate(event, ctx)
+      default:
+        throw new Error(`event ${event.id} has step "${event.name}", which no job processes`)
+    }
+  }
+
+  /** The run's de-escalation is due (`expiresAt`): records the scheduled de-escalate event, then processes it. */
+  async scheduledDeescalation(runId: string, ctx: StepContext): Promise<StepResult> {
+    const run = await this.db.run.findUnique({ where: { id: runId } })
+    if (!run || run.status !== 'escalated' || !run.expiresAt) return 'noop'
+    const due = run.expiresAt.getTime() - this.clock().getTime()
+    if (due > 0) throw new NotYet(due)
+    const event = await this.db.$transaction(async (tx) => {
+      const locked = await lockRun(tx, runId)
+      if (locked.status !== 'escalated') return null
+      // A de-escalation in progress (a revoke, or this job's earlier attempt) is the one to finish.
+      const inProgress = await tx.runEvent.findFirst({ where: { runId, name: 'deescalate', status: 'pending' }, orderBy: { seq: 'asc' } })
+      if (inProgress) return inProgress
+      const approval = await tx.runEvent.findFirst({ where: { runId, name: 'approve', status: 'success' }, select: { actorId: true } })
+      return appendEvent(tx, locked, { name: 'deescalate', actorId: approval?.actorId ?? null, channel: 'internal', fields: { deescalate_type: 'scheduled' } })
+    }, this.txOptions)
+    if (!event) return 'noop'
+    await this.waitForEarlier(event)
+    return this.deescalate(event, ctx)
+  }
+
+  /** The request has waited its time for a decision: it expires. */
+  async expireRequest(runId: string, _ctx: StepContext): Promise<StepResult> {
+    const run = await this.db.run.findUnique({ where: { id: runId } })
+    if (!run || run.status !== 'requested' || !run.requestExpiresAt) return 'noop'
+    const due = run.requestExpiresAt.getTime() - this.clock().getTime()
+    if (due > 0) throw new NotYet(due)
+    return this.db.$transaction(async (tx) => {
+      const locked = await lockRun(tx, runId)
+      const allowed = transition(locked.status, 'expire')
+      if (!allowed.ok) return 'noop'
+      const now = this.clock()
+      const event = await appendEvent(tx, locked, { name: 'expire', actorId: null, channel: 'internal' })
+      await casRun(tx, locked, allowed.to, { endedAt: now })
+      await completeEvent(tx, event.id, { status: 'success', completedAt: now, attempts: 1 })
+      return 'done' as const
+    }, this.txOptions)
+  }
+
+  private async request(event: RunEvent, ctx: StepContext): Promise<StepResult> {
+    // Routing and notifications (getPermissions, getRequestNotifications, on_request hooks) plug in here.
+    return this.db.$transaction(async (tx) => {
+      await lockRun(tx, event.runId)
+      if (!(await stillPending(tx, event.id))) return 'noop'
+      await completeEvent(tx, event.id, { status: 'success', completedAt: this.clock(), attempts: ctx.attempt })
+      return 'done' as const
+    }, this.txOptions)
+  }
+
+  private async decision(event: RunEvent, step: 'approve' | 'deny', ctx: StepContext): Promise<StepResult> {
+    const outcome = await this.db.$transaction(async (tx) => {
+      const run = await lockRun(tx, event.runId)
+      if (!(await stillPending(tx, event.id))) return { result: 'noop' as const }
+      const now = this.clock()
+      const allowed = transition(run.status, step)
+      if (!allowed.ok) {
+        await completeEvent(tx, event.id, { status: 'error', error: allowed.reason, completedAt: now, attempts: ctx.attempt })
+        return { result: 'refused' as const }
+      }
+      const hasStrategy = readSnapshot(run.snapshot).strategy !== null
+      await casRun(tx, run, allowed.to, { decidedAt: now, ...(isFinished(allowed.to, hasStrategy) ? { endedAt: now } : {}) })
+      await completeEvent(tx, event.id, { status: 'success', completedAt: now, attempts: ctx.attempt })
+      const next = nextStep(step, hasStrategy)
+      // Escalate is the approver's too (Sym: its actor is the approve actor).
+      const nextEvent = next ? await appendEvent(tx, run, { name: next, actorId: event.actorId, channel: event.channel }) : undefined
+      return { result: 'done' as const, next: nextEvent && { step: next as EventStep, id: nextEvent.id } }
+    }, this.txOptions)
+    if (outcome.result === 'done') {
+      await this.bestEffort('cancel the request expiry', () => this.queues.cancelExpiry(event.runId))
+      if (outcome.next) await this.queues.enqueueEvent(outcome.next.step, outcome.next.id)
+    }
+    return outcome.result
+  }
+
+  private async escalate(event: RunEvent, ctx: StepContext): Promise<StepResult> {
+    const run = await this.db.run.findUniqueOrThrow({ where: { id: event.runId }, include: { requester: true } })
+    const snapshot = readSnapshot(run.snapshot)
+    const allowed = transition(run.status, 'escalate')
+    if (!allowed.ok) return this.refuse(event, allowed.reason, ctx)
+    try {
+      const { strategy: config, target } = snapshot
+      if (!config || !target) throw new StrategyFailure('this run has no strategy or target to escalate with')
+      const strategy = this.strategyFor(config.type)
+      const subject: Subject = { userId: run.requesterId, email: run.requester.email, username: run.requester.username }
+      const base = { strategy: config, target, subject }
+      const identity = await this.callStrategy('identity', (signal) => strategy.identity({ ...base, secrets: this.secrets(run.orgId, this.db), signal }))
+      const key = grantKey(config, target, identity)
+      const scheduleDeescalation = flowParams(snapshot.flow.params).schedule_deescalation
+
+      const done = await this.db.$transaction(async (tx) => {
+        const grant = await lockGrantByKey(tx, run.orgId, key, config.type, identity)
+        const locked = await lockRun(tx, run.id)
+        if (!(await stillPending(tx, event.id))) return undefined
+        const now0 = this.clock()
+        const again = transition(locked.status, 'escalate')
+        if (!again.ok) {
+          await completeEvent(tx, event.id, { status: 'error', error: again.reason, completedAt: now0, attempts: ctx.attempt })
+          return undefined
+        }
+        let output: StrategyOutput
+        let verified: boolean | null = null
+        if (!grant.applied) {
+          // First lease: grant the access, then read it back where the target can tell.
+          const payload = await this.payload(tx, event.id)
+          output = await this.callStrategy('escalate', async (signal) => {
+            const call: StrategyCall = { ...base, identity, payload, secrets: this.secrets(run.orgId, tx), signal }
+            const out = await strategy.escalate(call)
+            if (out.errors.length) throw new StrategyFailure(`the strategy reported: ${out.errors.join('; ')}`, out)
+            if (strategy.isGranted) {
+              verified = await strategy.isGranted(call)
+              if (!verified) throw new UnverifiedChange('the access does not show in the target after escalating', out)
+            }
+            return out
+          })
+          await tx.grant.update({ where: { id: grant.id }, data: { applied: true, appliedAt: this.clock(), removedAt: null } })
+        } else {
+          output = { body: { strategy_called: false, reason: 'the access is already granted: another run holds it' }, errors: [] }
+        }
+        const now = this.clock()
+        const expiresAt = accessExpiresAt(now, locked.durationSeconds, scheduleDeescalation)
+        await tx.grantLease.create({ data: { grantId: grant.id, runId: run.id, startedAt: now, expiresAt } })
+        await casRun(tx, locked, again.to, { escalatedAt: now, expiresAt })
+        await completeEvent(tx, event.id, { status: 'success', output, verified, completedAt: now, attempts: ctx.attempt })
+        return { expiresAt }
+      }, this.txOptions)
+      if (!done) return 'noop'
+      if (done.expiresAt) await this.queues.scheduleDeescalation(run.id, done.expiresAt)
+      return 'done'
+    } catch (e) {
+      if (!this.isFinal(e, ctx)) throw e
+      return this.fail(event, 'escalate', e, ctx, snapshot, 'Nothing was recorded as granted; if the target applied part of it, remove it by hand.')
+    }
+  }
+
+  private async deescalate(event: RunEvent, ctx: StepContext): Promise<StepResult> {
+    const run = await this.db.run.findUniqueOrThrow({ where: { id: event.runId }, include: { requester: true } })
+    const snapshot = readSnapshot(run.snapshot)
+    const allowed = transition(run.status, 'deescalate')
+    if (!allowed.ok) return this.refuse(event, allowed.reason, ctx)
+    const lease = await this.db.grantLease.findUnique({ where: { runId: run.id } })
+    try {
+      const done = await this.db.$transaction(async (tx) => {
+        const grant = lease ? await lockGrant(tx, lease.grantId) : undefined
+        const locked = await lockRun(tx, run.id)
+        if (!(await stillPending(tx, event.id))) return false
+        const now0 = this.clock()
+        const again = transition(locked.status, 'deescalate')
+        if (!again.ok) {
+          await completeEvent(tx, event.id, { status: 'error', error: again.reason, completedAt: now0, attempts: ctx.attempt })
+          return false
+        }
+        let output: StrategyOutput | null = null
+        let verified: boolean | null = null
+        const held = lease && (await tx.grantLease.findUnique({ where: { id: lease.id } }))
+        if (grant && held && !held.endedAt) {
+          await tx.grantLease.update({ where: { id: held.id }, data: { endedAt: now0 } })
+          const others = await tx.grantLease.count({ where: { grantId: grant.id, endedAt: null } })
+          if (others === 0 && grant.applied) {
+            // Last lease: remove the access, then read back that it is gone.
+            const { strategy: config, target } = snapshot
+            if (!config || !target) throw new StrategyFailure('this run has no strategy or target to de-escalate with')
+            const strategy = this.strategyFor(config.type)
+            const payload = await this.payload(tx, event.id)
+            const subject: Subject = { userId: run.requesterId, email: run.requester.email, username: run.requester.username }
+            output = await this.callStrategy('deescalate', async (signal) => {
+              const call: StrategyCall = { strategy: config, target, subject, identity: grant.identity, payload, secrets: this.secrets(run.orgId, tx), signal }
+              const out = await strategy.deescalate(call)
+              if (out.errors.length) throw new StrategyFailure(`the strategy reported: ${out.errors.join('; ')}`, out)
+              if (strategy.isGranted) {
+                verified = !(await strategy.isGranted(call))
+                if (!verified) throw new UnverifiedChange('the access still shows in the target after de-escalating', out)
+              }
+              return out
+            })
+            await tx.grant.update({ where: { id: grant.id }, data: { applied: false, removedAt: this.clock() } })
+          } else {
+            const reason = others > 0 ? `the access stays: ${others} other run(s) still hold it` : 'the access was not in place'
+            output = { body: { strategy_called: false, reason }, errors: [] }
+          }
+        }
+        const now = this.clock()
+        await casRun(tx, locked, again.to, { deescalatedAt: now, endedAt: now })
+        await completeEvent(tx, event.id, { status: 'success', output, verified, completedAt: now, attempts: ctx.attempt })
+        return true
+      }, this.txOptions)
+      if (!done) return 'noop'
+      await this.bestEffort('cancel the scheduled de-escalation', () => this.queues.cancelDeescalation(run.id))
+      return 'done'
+    } catch (e) {
+      if (!this.isFinal(e, ctx)) throw e
+      return this.fail(event, 'deescalate', e, ctx, snapshot, 'The access may still be in place: it stays recorded as escalated and the removal will be retried.')
+    }
+  }
+
+  /** The step may not happen now (the run moved on): the event ends in error with the state machine's reason. */
+  private async refuse(event: RunEvent, reason: string, ctx: StepContext): Promise<StepResult> {
+    await this.db.$transaction(async (tx) => {
+      await lockRun(tx, event.runId)
+      if (await stillPending(tx, event.id)) await completeEvent(tx, event.id, { status: 'error', error: reason, completedAt: this.clock(), attempts: ctx.attempt })
+    }, this.txOptions)
+    return 'refused'
+  }
+
+  /** Records a step that failed for good on its event (and the run, for escalate), then reports it. */
+  private async fail(event: RunEvent, step: 'escalate' | 'deescalate', e: unknown, ctx: StepContext, snapshot: RunSnapshot, advice: string): Promise<StepResult> {
+    const output = e instanceof StrategyFailure || e instanceof UnverifiedChange ? e.output : undefined
+    const verified = e instanceof UnverifiedChange ? false : undefined
+    const detail = e instanceof StrategyFailure || e instanceof UnverifiedChange ? e.message : `${message(e)} (after ${ctx.attempt} attempts)`
+    const recorded = await this.db.$transaction(async (tx) => {
+      const run = await lockRun(tx, event.runId)
+      if (!(await stillPending(tx, event.id))) return undefined
+      const now = this.clock()
+      const to = failureStatus(run.status, step)
+      if (to) await casRun(tx, run, to, { endedAt: now })
+      await completeEvent(tx, event.id, { status: 'error', error: detail, output: output ?? undefined, verified, completedAt: now, attempts: ctx.attempt })
+      return run
+    }, this.txOptions)
+    if (!recorded) return 'noop'
+    try {
+      await this.reporter({
+        orgId: recorded.orgId,
+        runId: recorded.id,
+        eventId: event.id,
+        step,
+        environmentId: recorded.environmentId ?? snapshot.flow.environmentId,
+        message: `${step === 'escalate' ? 'Escalation' : 'De-escalation'} of run ${recorded.id} (flow ${snapshot.flow.slug}, target ${snapshot.target?.slug ?? '-'}) failed: ${detail}. ${advice}`,
+        cause: e,
+      })
+    } catch (err) {
+      this.logger.error({ err, eventId: event.id }, 'the error reporter failed')
+    }
+    return 'failed'
+  }
+
+  /** Runs a strategy phase with its time budget; anything but a RetryableStrategyError fails the step for good. */
+  private async callStrategy<T>(what: string, fn: (signal: AbortSignal) => Promise<T>): Promise<T> {
+    const signal = AbortSignal.timeout(this.strategyTimeoutMs)
+    try {
+      const result = await fn(signal)
+      const warnings = (result as Partial<StrategyOutput> | undefined)?.warnings
+      if (warnings?.length) this.logger.warn({ warnings }, `${what}: the strategy succeeded with warnings`)
+      return result
+    } catch (e) {
+      if (e instanceof RetryableStrategyError || e instanceof StrategyFailure) throw e
+      if (signal.aborted) throw new RetryableStrategyError(`${what} timed out after ${this.strategyTimeoutMs} ms`, undefined, { cause: e })
+      if (e instanceof StrategyError) throw new StrategyFailure(e.message, e.output, { cause: e })
+      throw new StrategyFailure(`${what} failed: ${message(e)}`, undefined, { cause: e })
+    }
+  }
+
+  private strategyFor(type: string): Strategy {
+    const strategy = this.strategies.get(type)
+    if (!strategy) throw new StrategyFailure(`no strategy implementation for type "${type}" is installed`)
+    return strategy
+  }
+
+  /** The §7.2 log entry of the event, as strategies receive it (state "processing"). */
+  private async payload(tx: Tx, eventId: string): Promise<Record<string, unknown>> {
+    return buildLogEntry(await loadEntryInput(tx, eventId)) as unknown as Record<string, unknown>
+  }
+
+  /** Whether this failure ends the step: a strategy's refusal at once, anything else on the last attempt. */
+  private isFinal(e: unknown, ctx: StepContext): boolean {
+    if (e instanceof StrategyFailure) return true
+    if (ctx.attempt < ctx.maxAttempts) {
+      this.logger.warn({ err: e, attempt: ctx.attempt, maxAttempts: ctx.maxAttempts }, 'step failed; retrying')
+      return false
+    }
+    return true
+  }
+
+  /** Steps of a run happen in order: a later event waits until the earlier ones are done. */
+  private async waitForEarlier(event: RunEvent): Promise<void> {
+    const earlier = await this.db.runEvent.count({ where: { runId: event.runId, seq: { lt: event.seq }, status: 'pending' } })
+    if (earlier > 0) throw new NotYet(ORDER_RETRY_MS)
+  }
+
+  private async bestEffort(what: string, fn: () => Promise<unknown>): Promise<void> {
+    try {
+      await fn()
+    } catch (err) {
+      this.logger.warn({ err }, `could not ${what}`)
+    }
+  }
+}
+
+async function stillPending(tx: Tx, eventId: string): Promise<boolean> {
+  const e = await tx.runEvent.findUnique({ where: { id: eventId }, select: { status: true } })
+  return e?.status === 'pending'
+}
+

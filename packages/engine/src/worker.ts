@@ -1,0 +1,114 @@
+/**
+ * The consumer side: one BullMQ worker per queue running the step processors, and the reconciler. `apps/worker`
+ * starts this with its configuration; tests start it in-process.
+ */
+import type { Db } from '@opensym/db'
+import { DelayedError, Worker, type Job } from 'bullmq'
+import type { Redis } from 'ioredis'
+import { EngineQueues, engineBackoff, parseJobData, QUEUE_KINDS, QUEUE_NAMES, type QueueKind } from './queues.js'
+import { Reconciler } from './reconciler.js'
+import { silentLogger, type Clock, type EngineLogger, type ErrorReporter } from './seams.js'
+import { NotYet, StepRunner, type SecretsFor, type StepContext, type StepResult } from './steps.js'
+import type { StrategyRegistry } from './strategy.js'
+
+export interface EngineWorkerOptions {
+  readonly db: Db
+  /** A Redis client without `keyPrefix`, with `maxRetriesPerRequest: null`. Not closed by `close()`. */
+  readonly connection: Redis
+  /** BullMQ key prefix; the API must use the same. */
+  readonly prefix: string
+  readonly strategies: StrategyRegistry
+  readonly secrets?: SecretsFor
+  readonly reporter?: ErrorReporter
+  readonly logger?: EngineLogger
+  readonly clock?: Clock
+  /** Jobs processed at once per queue. Default 10. */
+  readonly concurrency?: number
+  /** Attempts of the jobs this worker adds (escalate, de-escalation). Default 8. */
+  readonly attempts?: number
+  /** First retry delay; doubles per retry. Default 1000 ms. */
+  readonly backoffMs?: number
+  /** A job whose worker stops renewing its lock for this long (a crash) is taken over. Default 30 s. */
+  readonly lockDurationMs?: number
+  /** How often to look for such jobs. Default 30 s. */
+  readonly stalledIntervalMs?: number
+  readonly strategyTimeoutMs?: number
+  /** Reconciler period. Default 5 s; 0 runs it only at start. */
+  readonly reconcileIntervalMs?: number
+  readonly deescalateRetryCooldownMs?: number
+}
+
+export interface EngineWorker {
+  readonly queues: EngineQueues
+  readonly steps: StepRunner
+  readonly reconciler: Reconciler
+  /** Stops taking jobs, waits for active ones and the reconciler, closes queues. Safe to call twice. */
+  close(): Promise<void>
+}
+
+export async function startEngineWorker(o: EngineWorkerOptions): Promise<EngineWorker> {
+  const logger = o.logger ?? silentLogger
+  const queues = new EngineQueues({ connection: o.connection, prefix: o.prefix, attempts: o.attempts, backoffMs: o.backoffMs })
+  const steps = new StepRunner({
+    db: o.db,
+    queues,
+    strategies: o.strategies,
+    secrets: o.secrets,
+    reporter: o.reporter,
+    logger,
+    clock: o.clock,
+    strategyTimeoutMs: o.strategyTimeoutMs,
+  })
+  const reconciler = new Reconciler({ db: o.db, queues, logger, clock: o.clock, deescalateRetryCooldownMs: o.deescalateRetryCooldownMs })
+
+  const processor = (kind: QueueKind) => async (job: Job, token?: string): Promise<StepResult> => {
+    const data = parseJobData(job.name, job.data)
+    const ctx: StepContext = { attempt: job.attemptsMade + 1, maxAttempts: job.opts.attempts ?? 1 }
+    try {
+      if (data.kind === 'event') return await steps.processEvent(data.eventId, ctx)
+      if (data.kind === 'scheduled') return await steps.scheduledDeescalation(data.runId, ctx)
+      return await steps.expireRequest(data.runId, ctx)
+    } catch (e) {
+      if (e instanceof NotYet) {
+        // Not an attempt: the job goes back to the delayed set and its attempts stay as they are.
+        await job.moveToDelayed(Date.now() + e.delayMs, token)
+        throw new DelayedError()
+      }
+      logger.debug({ err: e, queue: kind, jobId: job.id, attempt: ctx.attempt }, 'job attempt failed')
+      throw e
+    }
+  }
+
+  const workers = QUEUE_KINDS.map((kind) => {
+    const w = new Worker(QUEUE_NAMES[kind], processor(kind), {
+      connection: o.connection,
+      prefix: o.prefix,
+      concurrency: o.concurrency ?? 10,
+      lockDuration: o.lockDurationMs ?? 30_000,
+      stalledInterval: o.stalledIntervalMs ?? 30_000,
+      settings: { backoffStrategy: engineBackoff },
+    })
+    w.on('failed', (job, err) => {
+      if (job && job.attemptsMade >= (job.opts.attempts ?? 1)) logger.error({ err, queue: kind, jobId: job.id }, 'job failed after its last attempt')
+    })
+    w.on('error', (err) => logger.warn({ err, queue: kind }, 'queue worker error'))
+    return w
+  })
+  await Promise.all(workers.map((w) => w.waitUntilReady()))
+  await reconciler.runOnce()
+  if ((o.reconcileIntervalMs ?? 5000) > 0) reconciler.start(o.reconcileIntervalMs ?? 5000)
+  logger.info({ prefix: o.prefix, queues: Object.values(QUEUE_NAMES) }, 'engine workers started')
+
+  let closing: Promise<void> | undefined
+  return {
+    queues,
+    steps,
+    reconciler,
+    close: () =>
+      (closing ??= (async () => {
+        await reconciler.stop()
+        await Promise.allSettled(workers.map((w) => w.close()))
+        await queues.close()
+      })()),
+  }
+}
