@@ -1,11 +1,15 @@
 /**
  * `npm run build:provider`: the sym provider as one executable in a Terraform filesystem mirror.
  *
- * 1. esbuild bundles `src/main.ts` and everything it imports (workspace packages from their TypeScript sources via
- *    the `@opensym/source` condition, @grpc/grpc-js, yaml, typebox…) into one CommonJS file: Node 20's single
- *    executables run exactly one CommonJS script whose `require` only knows the built-in modules.
- * 2. `node --experimental-sea-config` turns it into a blob with V8's code cache (`useCodeCache`), and postject puts
- *    the blob into a copy of this node binary (`process.execPath`) behind the SEA fuse.
+ * 1. esbuild bundles `src/snapshot.ts` and everything it imports (workspace packages from their TypeScript sources
+ *    via the `@opensym/source` condition, yaml, typebox…) into one CommonJS file: Node 20's single executables run
+ *    exactly one CommonJS script whose `require` only knows the built-in modules. (`src/main.ts`, the same provider
+ *    without the snapshot, is bundled too: the plain bundle `node` can run, timed for comparison.)
+ * 2. `node --experimental-sea-config` runs it under `--build-snapshot` and turns the result into a blob with a V8
+ *    startup snapshot (`useSnapshot`): every module loaded and the provider's schemas and handlers built, so each
+ *    start only restores the heap and serves (Terraform starts the provider 3–5 times per command). postject puts
+ *    the blob into a copy of this node binary (`process.execPath`) behind the SEA fuse. `--code-cache` makes the
+ *    previous kind instead: `src/main.ts` with V8's code cache (`useCodeCache`), which loads everything at start.
  * 3. The executable goes to `dist/terraform-mirror/<host>/<namespace>/<type>/<version>/<os>_<arch>/` (Terraform's
  *    unpacked mirror layout) and `dist/terraform.rc` points Terraform at the mirror for `symopsio/sym` only, so that
  *    `TF_CLI_CONFIG_FILE=dist/terraform.rc terraform init` installs it with no network.
@@ -13,14 +17,14 @@
  *    from spawn to the handshake line.
  *
  * The executable is kept when the new bundle is byte-identical to the one it was made from (and node is the same):
- * esbuild's output is reproducible but the SEA blob is not (V8's code cache differs from run to run), and every new
+ * esbuild's output is reproducible but the SEA blob is not (V8's snapshot and code cache differ from run to run), and every new
  * executable has a new `h1:` checksum, which `.terraform.lock.hcl` files made with the old one reject. `--force`
  * makes a new one anyway.
  */
-import { spawn, execFileSync } from 'node:child_process'
+import { spawn, spawnSync, execFileSync } from 'node:child_process'
 import { createHash } from 'node:crypto'
 import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs'
-import { dirname, join, relative, resolve } from 'node:path'
+import { basename, dirname, join, relative, resolve } from 'node:path'
 import { performance } from 'node:perf_hooks'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
@@ -39,6 +43,8 @@ export const CLI_CONFIG = join(DIST_DIR, 'terraform.rc')
 export const BUILD_DIR = join(DIST_DIR, 'provider-build')
 
 const ENTRY = join(PROVIDER_DIR, 'src/main.ts')
+/** The entry of the executable with a startup snapshot: main.ts split at the snapshot (see that file). */
+const SNAPSHOT_ENTRY = join(PROVIDER_DIR, 'src/snapshot.ts')
 /** The fuse Node's single executables look for (`:0` in a plain node, `:1` once a blob is injected). */
 const SEA_FUSE = 'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2'
 /** esbuild warnings that mean the bundle would fail at run time rather than at build time. */
@@ -86,7 +92,7 @@ provider_installation {
 
 // --- the bundle ---------------------------------------------------------------------------------------------------
 
-interface Bundle {
+export interface Bundle {
   readonly path: string
   readonly bytes: number
   readonly sha256: string
@@ -106,15 +112,18 @@ function largestInputs(metafile: Metafile): Array<[string, number]> {
   return [...sizes].sort((a, b) => b[1] - a[1]).slice(0, 6)
 }
 
-async function bundle(outfile: string): Promise<Bundle> {
+export async function bundle(outfile: string, entry: string = ENTRY): Promise<Bundle> {
   const result = await build({
     absWorkingDir: REPO_ROOT,
-    entryPoints: [ENTRY],
+    entryPoints: [entry],
     outfile,
     bundle: true,
     platform: 'node',
     target: `node${process.versions.node.split('.')[0]}`,
     format: 'cjs',
+    // A single executable cannot `import()`, not even a built-in module (ERR_VM_DYNAMIC_IMPORT_CALLBACK_MISSING):
+    // esbuild turns the lazy `await import('node:http2')`s of the sources into `require`s in a promise.
+    supported: { 'dynamic-import': false },
     conditions: ['@opensym/source'],
     // Readable names in stack traces; whitespace and syntax minification take most of the size off.
     minifyWhitespace: true,
@@ -142,13 +151,28 @@ function cleanEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
   return env
 }
 
-async function singleExecutable(bundlePath: string, target: string): Promise<{ blobBytes: number; blobMs: number; injectMs: number }> {
+/** What the SEA blob holds besides the script: a startup snapshot of it, or V8's code cache for it. */
+export type StartupKind = 'snapshot' | 'code cache'
+
+async function singleExecutable(
+  bundlePath: string,
+  target: string,
+  kind: StartupKind,
+): Promise<{ blobBytes: number; blobMs: number; injectMs: number; stripped: boolean; notes: string[] }> {
   const seaConfig = join(BUILD_DIR, 'sea-config.json')
   const blob = join(BUILD_DIR, 'sea-prep.blob')
-  writeFileSync(seaConfig, JSON.stringify({ main: bundlePath, output: blob, disableExperimentalSEAWarning: true, useCodeCache: true }, null, 2) + '\n')
+  const startup = kind === 'snapshot' ? { useSnapshot: true } : { useCodeCache: true }
+  writeFileSync(seaConfig, JSON.stringify({ main: bundlePath, output: blob, disableExperimentalSEAWarning: true, ...startup }, null, 2) + '\n')
   let start = performance.now()
-  // It says "Wrote single executable preparation blob to …"; failures throw with its output.
-  execFileSync(process.execPath, ['--experimental-sea-config', seaConfig], { cwd: BUILD_DIR, env: cleanEnv(), stdio: 'pipe' })
+  // It says "Wrote single executable preparation blob to …"; failures throw with its output. With a snapshot it runs
+  // the script under --build-snapshot, where Node warns about built-in modules it cannot snapshot reliably (http,
+  // https, tls, http2: they must be loaded when serving, see src/snapshot.ts): such a warning fails the build.
+  const made = spawnSync(process.execPath, ['--experimental-sea-config', seaConfig], { cwd: BUILD_DIR, env: cleanEnv(), encoding: 'utf8' })
+  const output = `${made.stdout}${made.stderr}`.trim()
+  if (made.status !== 0 || made.error) throw new Error(`node --experimental-sea-config failed (${made.error?.message ?? made.signal ?? `exit ${made.status}`}):\n${output}`)
+  if (/not yet fully verified whether built-in module/.test(output)) throw new Error(`the startup snapshot loads a built-in module Node cannot snapshot:\n${output}`)
+  // Anything else it says (a failed warm-up in src/snapshot.ts…) is shown with the build's output.
+  const notes = output.split('\n').filter((line) => line.trim() && !/^Wrote single executable|ExperimentalWarning|--trace-warnings/.test(line))
   const blobMs = performance.now() - start
   const blobData = readFileSync(blob)
 
@@ -157,6 +181,8 @@ async function singleExecutable(bundlePath: string, target: string): Promise<{ b
   rmSync(staging, { force: true })
   copyFileSync(process.execPath, staging)
   chmodSync(staging, 0o755)
+  const stripped = stripSymbols(staging)
+  const nodeBytes = statSync(staging).size
   const macOS = process.platform === 'darwin'
   if (macOS) execFileSync('codesign', ['--remove-signature', staging])
   // postject's wasm warns "Can't find string offset for section name '.note.100'" for node's ELF notes: harmless.
@@ -169,14 +195,26 @@ async function singleExecutable(bundlePath: string, target: string): Promise<{ b
   }
   if (macOS) execFileSync('codesign', ['--sign', '-', staging])
   // A failed injection leaves a plain node, which would sit in its REPL when Terraform starts it.
-  if (statSync(staging).size <= statSync(process.execPath).size || !readFileSync(staging).includes(`${SEA_FUSE}:1`)) {
+  if (statSync(staging).size <= nodeBytes || !readFileSync(staging).includes(`${SEA_FUSE}:1`)) {
     throw new Error('postject left the executable without the SEA blob')
   }
   // Only this provider's folder: old versions go, nothing else in the mirror is touched.
   rmSync(join(MIRROR_DIR, PROVIDER_ADDRESS), { recursive: true, force: true })
   mkdirSync(dirname(target), { recursive: true })
   renameSync(staging, target)
-  return { blobBytes: blobData.length, blobMs, injectMs: performance.now() - start }
+  return { blobBytes: blobData.length, blobMs, injectMs: performance.now() - start, stripped, notes }
+}
+
+/**
+ * Removes the symbol tables (and debug information) from the copy of node on Linux, when binutils' `strip` is
+ * there: Terraform hashes the whole provider package at every command to check it against .terraform.lock.hcl
+ * (about 0.7 ms per MB), and Debian's node carries about 12 MB of them. Native addons, which would need symbols,
+ * cannot be loaded by this executable anyway; the dynamic symbols stay. Returns whether it stripped.
+ */
+function stripSymbols(path: string): boolean {
+  if (process.platform !== 'linux') return false
+  const result = spawnSync('strip', ['--strip-all', path], { encoding: 'utf8' })
+  return !result.error && result.status === 0
 }
 
 // --- the handshake timing -----------------------------------------------------------------------------------------
@@ -249,6 +287,8 @@ export interface BuildOptions {
   readonly handshakeRuns?: number
   /** Progress lines; default console.log. */
   readonly log?: (line: string) => void
+  /** `snapshot` (default): a V8 startup snapshot in the executable; `code cache`: V8's code cache only. */
+  readonly startup?: StartupKind
 }
 
 export interface BuildResult {
@@ -257,7 +297,11 @@ export interface BuildResult {
   readonly executable: string
   readonly cliConfig: string
   readonly mirrorDir: string
+  /** The plain bundle of src/main.ts (what `node` can run). */
   readonly bundle: Bundle
+  /** What the executable runs: the snapshot entry's bundle, or the plain one with `startup: 'code cache'`. */
+  readonly executableBundle: Bundle
+  readonly startup: StartupKind
   readonly executableBytes: number
   /** True when the previous executable was kept (same bundle, same node). */
   readonly reused: boolean
@@ -267,6 +311,7 @@ export interface BuildResult {
 
 interface Stamp {
   readonly bundleSha256: string
+  readonly startup: StartupKind
   readonly node: string
   readonly nodeBytes: number
   readonly executable: string
@@ -295,10 +340,12 @@ export async function buildProvider(options: BuildOptions = {}): Promise<BuildRe
   const show = (path: string) => relative(REPO_ROOT, path)
   mkdirSync(BUILD_DIR, { recursive: true })
 
+  const startup = options.startup ?? 'snapshot'
   const start = performance.now()
   const bundled = await bundle(join(BUILD_DIR, 'terraform-provider-sym.cjs'))
+  const executableBundle = startup === 'snapshot' ? await bundle(join(BUILD_DIR, 'terraform-provider-sym.snapshot.cjs'), SNAPSHOT_ENTRY) : bundled
   const bundleMs = performance.now() - start
-  log(`bundle      ${show(bundled.path)}: ${kb(bundled.bytes)} in ${ms(bundleMs)}`)
+  log(`bundle      ${show(bundled.path)}: ${kb(bundled.bytes)} in ${ms(bundleMs)}${startup === 'snapshot' ? ` (and ${basename(executableBundle.path)} for the snapshot)` : ''}`)
   log(`            largest: ${bundled.largest.map(([name, bytes]) => `${name} ${kb(bytes)}`).join(', ')}`)
 
   const stampPath = join(BUILD_DIR, 'build.json')
@@ -307,7 +354,8 @@ export async function buildProvider(options: BuildOptions = {}): Promise<BuildRe
   const reused =
     options.force !== true &&
     current !== undefined &&
-    stamp?.bundleSha256 === bundled.sha256 &&
+    stamp?.bundleSha256 === executableBundle.sha256 &&
+    stamp.startup === startup &&
     stamp.node === process.version &&
     stamp.nodeBytes === statSync(process.execPath).size &&
     stamp.executable === executable &&
@@ -320,7 +368,7 @@ export async function buildProvider(options: BuildOptions = {}): Promise<BuildRe
     log(`executable  ${show(executable)}: ${mb(current.size)}, kept: same bundle and node as it was made from (--force to remake)`)
   } else {
     rmSync(stampPath, { force: true })
-    const made = await singleExecutable(bundled.path, executable)
+    const made = await singleExecutable(executableBundle.path, executable, startup)
     blobMs = made.blobMs
     injectMs = made.injectMs
     const file = statSync(executable)
@@ -328,7 +376,8 @@ export async function buildProvider(options: BuildOptions = {}): Promise<BuildRe
       stampPath,
       JSON.stringify(
         {
-          bundleSha256: bundled.sha256,
+          bundleSha256: executableBundle.sha256,
+          startup,
           node: process.version,
           nodeBytes: statSync(process.execPath).size,
           executable,
@@ -339,8 +388,9 @@ export async function buildProvider(options: BuildOptions = {}): Promise<BuildRe
         2,
       ) + '\n',
     )
-    log(`SEA blob    ${kb(made.blobBytes)} with code cache in ${ms(blobMs)} (node ${process.version}, ${process.execPath})`)
-    log(`executable  ${show(executable)}: ${mb(file.size)}, injected in ${ms(injectMs)}`)
+    log(`SEA blob    ${kb(made.blobBytes)} with ${startup === 'snapshot' ? 'startup snapshot' : 'code cache'} in ${ms(blobMs)} (node ${process.version}, ${process.execPath})`)
+    for (const note of made.notes) log(`            ${note}`)
+    log(`executable  ${show(executable)}: ${mb(file.size)}, injected in ${ms(injectMs)}${made.stripped ? ' (node without its symbol tables)' : ''}`)
   }
   writeFileSync(CLI_CONFIG, cliConfig())
   log(`CLI config  ${show(CLI_CONFIG)} (filesystem mirror ${show(MIRROR_DIR)} for ${PROVIDER_ADDRESS})`)
@@ -355,8 +405,8 @@ export async function buildProvider(options: BuildOptions = {}): Promise<BuildRe
     const line = (name: string, t: HandshakeTimes) =>
       `${name} median ${ms(t.median)}, min ${ms(t.min)} (runs: ${t.runs.map((n) => Math.round(n)).join(', ')})`
     log(`handshake   spawn → handshake line, ${runs} runs each:`)
-    log(line('            executable (SEA, code cache):', handshake.executable))
-    log(line('            node + bundle:               ', handshake.bundle))
+    log(line(`            executable (SEA, ${startup}):`.padEnd(42), handshake.executable))
+    log(line('            node + bundle:'.padEnd(42), handshake.bundle))
   }
   const totalMs = performance.now() - started
   log(`done in ${(totalMs / 1000).toFixed(1)} s. Use it: export TF_CLI_CONFIG_FILE=${CLI_CONFIG}; terraform init`)
@@ -367,6 +417,8 @@ export async function buildProvider(options: BuildOptions = {}): Promise<BuildRe
     cliConfig: CLI_CONFIG,
     mirrorDir: MIRROR_DIR,
     bundle: bundled,
+    executableBundle,
+    startup,
     executableBytes: statSync(executable).size,
     reused,
     timings: { bundleMs, ...(blobMs === undefined ? {} : { blobMs }), ...(injectMs === undefined ? {} : { injectMs }), totalMs },
@@ -375,9 +427,24 @@ export async function buildProvider(options: BuildOptions = {}): Promise<BuildRe
 }
 
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
-  const { values } = parseArgs({ options: { force: { type: 'boolean', default: false }, runs: { type: 'string', default: '7' } } })
-  buildProvider({ force: values.force, handshakeRuns: Number(values.runs) }).catch((error: unknown) => {
-    console.error(`build:provider failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`)
-    process.exit(1)
+  const { values } = parseArgs({
+    options: {
+      force: { type: 'boolean', default: false },
+      runs: { type: 'string', default: '7' },
+      json: { type: 'boolean', default: false },
+      'code-cache': { type: 'boolean', default: false },
+    },
   })
+  // --json (for `npm run bench`): progress on stderr, the BuildResult as one JSON document on stdout.
+  const log = values.json ? (line: string) => console.error(line) : undefined
+  const startup: StartupKind = values['code-cache'] ? 'code cache' : 'snapshot'
+  buildProvider({ force: values.force, handshakeRuns: Number(values.runs), startup, ...(log ? { log } : {}) }).then(
+    (result) => {
+      if (values.json) process.stdout.write(`${JSON.stringify(result)}\n`)
+    },
+    (error: unknown) => {
+      console.error(`build:provider failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`)
+      process.exit(1)
+    },
+  )
 }

@@ -3,6 +3,7 @@
  * environment variable named by `jwt_env_var` (default `SYM_JWT`), else from the `symflow` config file, whose
  * `org` must then match the provider's `org` (unless `SYM_TF_SKIP_VALIDATION` is set).
  */
+import type { Agent, ClientRequest, IncomingMessage, RequestOptions } from 'node:http'
 import { join } from 'node:path'
 import { DEFAULT_API_URL } from '@opensym/provider-schema'
 import { parse } from 'yaml'
@@ -82,3 +83,136 @@ export function resolveConnection(settings: ProviderSettings, { env, readFile }:
   }
   return { apiUrl, token, tokenSource: 'symflow' }
 }
+
+// --- HTTP ---------------------------------------------------------------------------------------------------------
+
+interface HttpClient {
+  readonly request: (url: URL, options: RequestOptions, onResponse: (res: IncomingMessage) => void) => ClientRequest
+  readonly agent: Agent
+}
+
+const clients = new Map<'http:' | 'https:', Promise<HttpClient>>()
+
+/**
+ * node:http or node:https with one keep-alive agent for every API call of the process: Terraform calls the
+ * provider in parallel (10 at a time by default), and a connection per call would add a TCP (and TLS) handshake
+ * to each. Loaded at the first call: the processes that only validate never call the API, and node:http/https
+ * cannot be in the provider's startup snapshot (see snapshot.ts).
+ */
+function clientFor(protocol: 'http:' | 'https:'): Promise<HttpClient> {
+  let client = clients.get(protocol)
+  if (!client) {
+    const load = protocol === 'https:' ? import('node:https') : import('node:http')
+    client = load.then((m) => ({ request: m.request, agent: new m.Agent({ keepAlive: true }) }))
+    clients.set(protocol, client)
+  }
+  return client
+}
+
+/** As Node's fetch (undici): 10 s to connect, 300 s without a byte of the response. */
+const CONNECT_TIMEOUT_MS = 10_000
+const IDLE_TIMEOUT_MS = 300_000
+const MAX_REDIRECTS = 20
+const REDIRECT_STATUSES = new Set([301, 302, 303, 307, 308])
+
+interface FetchInit {
+  readonly method?: string
+  readonly headers?: Readonly<Record<string, string>>
+  readonly body?: string
+}
+
+/** The part of a fetch Response that the SDK's transport reads. */
+interface MinimalResponse {
+  readonly status: number
+  readonly statusText: string
+  readonly ok: boolean
+  readonly redirected: boolean
+  readonly url: string
+  readonly headers: { get(name: string): string | null; has(name: string): boolean }
+  text(): Promise<string>
+  json(): Promise<unknown>
+}
+
+async function send(url: URL, init: FetchInit): Promise<{ res: IncomingMessage; body: string }> {
+  const client = await clientFor(url.protocol === 'https:' ? 'https:' : 'http:')
+  return new Promise((resolve, reject) => {
+    const body = init.body
+    const options: RequestOptions = {
+      method: init.method ?? 'GET',
+      agent: client.agent,
+      // What Node's fetch sends besides the caller's headers (not accept-encoding: the body is read as sent).
+      headers: { accept: '*/*', 'user-agent': 'node', ...init.headers, ...(body === undefined ? {} : { 'content-length': String(Buffer.byteLength(body)) }) },
+      timeout: IDLE_TIMEOUT_MS,
+    }
+    const req = client.request(url, options, (res) => {
+      const chunks: Buffer[] = []
+      res.on('data', (chunk: Buffer) => chunks.push(chunk))
+      res.on('end', () => resolve({ res, body: Buffer.concat(chunks).toString('utf8') }))
+      res.on('error', reject)
+    })
+    req.on('socket', (socket) => {
+      if (!socket.connecting) return // a kept-alive connection
+      const timer = setTimeout(() => req.destroy(new Error(`Connect Timeout Error (${url.host}, timeout: ${CONNECT_TIMEOUT_MS}ms)`)), CONNECT_TIMEOUT_MS)
+      socket.once('connect', () => clearTimeout(timer))
+      socket.once('close', () => clearTimeout(timer))
+    })
+    req.on('timeout', () => req.destroy(new Error(`no response from ${url.host} for ${IDLE_TIMEOUT_MS / 1000} s`)))
+    req.on('error', reject)
+    req.end(body)
+  })
+}
+
+/**
+ * `fetch` for the API calls, on node:http/https. Node's own fetch (undici) costs the provider process about
+ * 30 ms at its first call (loading undici and compiling its WebAssembly HTTP parser) and about 60 ms more when
+ * the process exits (V8 finishes optimising that WebAssembly first); Terraform starts a provider process for
+ * each phase of every command, and the phases that call the API make only a few calls. On node:http (whose
+ * parser is native) the first call costs a few ms. It does what the SDK's transport relies on, as fetch does it:
+ * redirects followed (the method becoming GET for a 303, or for a 301/302 of a POST; the authorization header
+ * dropped when leaving the origin), network failures rejected as `TypeError('fetch failed', { cause })`.
+ */
+export async function nodeFetch(input: string | URL, init: FetchInit = {}): Promise<MinimalResponse> {
+  let url = new URL(input)
+  let current = init
+  for (let redirects = 0; ; redirects++) {
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new TypeError('fetch failed', { cause: new Error(`unsupported protocol ${url.protocol}`) })
+    let sent: { res: IncomingMessage; body: string }
+    try {
+      sent = await send(url, current)
+    } catch (cause) {
+      throw new TypeError('fetch failed', { cause })
+    }
+    const { res, body } = sent
+    const status = res.statusCode ?? 0
+    const location = res.headers.location
+    if (REDIRECT_STATUSES.has(status) && location) {
+      if (redirects >= MAX_REDIRECTS) throw new TypeError('fetch failed', { cause: new Error('redirect count exceeded') })
+      const next = new URL(location, url)
+      const method = current.method ?? 'GET'
+      const toGet = status === 303 ? method !== 'HEAD' : (status === 301 || status === 302) && method === 'POST'
+      const headers = { ...current.headers }
+      if (next.origin !== url.origin) for (const name of Object.keys(headers)) if (name.toLowerCase() === 'authorization') delete headers[name]
+      if (toGet) for (const name of Object.keys(headers)) if (/^content-/i.test(name)) delete headers[name]
+      current = toGet ? { method: 'GET', headers } : { ...current, headers }
+      url = next
+      continue
+    }
+    const header = (name: string): string | null => {
+      const value = res.headers[name.toLowerCase()]
+      return value === undefined ? null : Array.isArray(value) ? value.join(', ') : value
+    }
+    return {
+      status,
+      statusText: res.statusMessage ?? '',
+      ok: status >= 200 && status < 300,
+      redirected: redirects > 0,
+      url: url.href,
+      headers: { get: header, has: (name) => header(name) !== null },
+      text: () => Promise.resolve(body),
+      json: () => Promise.resolve(JSON.parse(body) as unknown),
+    }
+  }
+}
+
+/** {@link nodeFetch} typed as the `fetch` the SDK takes: it reads only what {@link MinimalResponse} has. */
+export const apiFetch = nodeFetch as unknown as typeof fetch

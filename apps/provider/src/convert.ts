@@ -153,7 +153,7 @@ export function formatPath(path: readonly PathStep[]): string {
 
 /**
  * A configuration as Terraform plans it: every attribute present, unset optional ones at their default (or null),
- * absent blocks as empty lists. The plan step of the runtime starts from this.
+ * absent blocks as empty lists. The partial state of an import is built with it (the runtime plans defaults itself).
  */
 export function withDefaults(attributes: Attributes, blocks: Blocks, config: TfObject): TfObject {
   const out: TfObject = {}

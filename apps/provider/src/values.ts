@@ -1,9 +1,28 @@
 /**
- * cty ↔ the provider's plain values. Resource code works on plain objects keyed by Terraform attribute names;
- * unknown values are the `UNKNOWN` marker. The cty types come from the same resource definitions.
+ * cty ↔ the provider's plain values, and the runtime schemas of Sym's resources. Resource code works on plain
+ * objects keyed by Terraform attribute names; unknown values are the `UNKNOWN` marker. The cty types and the
+ * runtime schemas (Terraform's view plus defaults and plan modifiers) come from the same resource definitions.
  */
-import type { AttributeDef, BlockDef } from '@opensym/provider-schema'
+import {
+  fullDescription,
+  type AttributeDef,
+  type BlockDef,
+  type DataSourceDef,
+  type PlanModifierName,
+  type ProviderConfigDef,
+  type ResourceDef,
+} from '@opensym/provider-schema'
 import { CtyNumber, CtyType, CtyValue, type CtyValue as Value } from '@opensym/tfplugin/cty'
+import {
+  blockObjectType,
+  requiresReplace,
+  useStateForUnknown,
+  useStateIf,
+  type AttributeSchema,
+  type BlockSchema,
+  type PlanModifier,
+  type Schema,
+} from '@opensym/tfplugin/runtime'
 import { UNKNOWN, type TfConfigObject, type TfConfigValue } from './resources.js'
 
 type Attributes = Readonly<Record<string, AttributeDef>>
@@ -26,11 +45,62 @@ export function attributeType(a: AttributeDef): CtyType {
 
 /** The object type of a schema block: attributes, plus each nested block as a list of objects. */
 export function blockType(attributes: Attributes, blocks: Blocks): CtyType {
-  const types: Record<string, CtyType> = {}
-  for (const [name, a] of Object.entries(attributes)) types[name] = attributeType(a)
-  for (const [name, b] of Object.entries(blocks ?? {})) types[name] = CtyType.list(blockType(b.attributes, b.blocks))
-  return CtyType.object(types)
+  return blockObjectType(blockSchema(attributes, blocks))
 }
+
+/** The DSL's plan modifiers (`planModifiers: ['useStateForUnknown']`) as runtime modifiers. */
+const PLAN_MODIFIERS: Record<PlanModifierName, PlanModifier> = { useStateForUnknown }
+
+/**
+ * Slugs are stored lower-cased by the API: a configured slug that differs from the stored one only in case is
+ * planned as stored, so `name = "Main"` shows no diff against `main`.
+ */
+export const keepSlugCase = useStateIf(
+  'Keeps the stored value when the configured one differs only in case (the API stores slugs lower-cased).',
+  (plan, state) => plan.kind === 'string' && state.kind === 'string' && plan.value.toLowerCase() === state.value.toLowerCase(),
+)
+
+/**
+ * An attribute as the runtime plans it. Modes and descriptions are those of `terraform providers schema -json`
+ * (`derive/terraform.ts`: attributes with a default are optional + computed); plan modifiers run slug case keeping
+ * first, then the declared ones, then requires-replace (after use-state-for-unknown, as it must).
+ */
+export function attributeSchema(a: AttributeDef): AttributeSchema {
+  const type = attributeType(a)
+  const planModifiers = [...(a.slug ? [keepSlugCase] : []), ...(a.planModifiers ?? []).map((m) => PLAN_MODIFIERS[m]), ...(a.requiresReplace ? [requiresReplace] : [])]
+  return {
+    type,
+    description: fullDescription(a),
+    required: a.mode === 'required',
+    optional: a.mode === 'optional' || a.mode === 'optional_computed',
+    computed: a.mode === 'computed' || a.mode === 'optional_computed' || a.default !== undefined,
+    sensitive: Boolean(a.sensitive),
+    ...(a.default !== undefined ? { default: fromPlain(structuredClone(a.default), type) } : {}),
+    ...(planModifiers.length ? { planModifiers } : {}),
+  }
+}
+
+export function blockSchema(attributes: Attributes, blocks: Blocks, description?: string): BlockSchema {
+  return {
+    ...(description ? { description } : {}),
+    attributes: Object.fromEntries(Object.entries(attributes).map(([name, a]) => [name, attributeSchema(a)])),
+    blocks: Object.fromEntries(
+      Object.entries(blocks ?? {}).map(([name, b]) => [
+        name,
+        {
+          nesting: b.nesting,
+          block: blockSchema(b.attributes, b.blocks, b.description),
+          ...(b.minItems !== undefined ? { minItems: b.minItems } : {}),
+          ...(b.maxItems !== undefined ? { maxItems: b.maxItems } : {}),
+        },
+      ]),
+    ),
+  }
+}
+
+export const resourceSchema = (r: ResourceDef): Schema => ({ version: r.schemaVersion, block: blockSchema(r.attributes, r.blocks, r.description) })
+export const dataSourceSchema = (d: DataSourceDef): Schema => ({ version: 0, block: blockSchema(d.attributes, undefined, d.description) })
+export const providerConfigSchema = (p: ProviderConfigDef): Schema => ({ version: 0, block: blockSchema(p.attributes, undefined, p.description) })
 
 /** A cty value as a plain value; unknown anywhere becomes `UNKNOWN` there. */
 export function toPlain(v: Value): TfConfigValue {

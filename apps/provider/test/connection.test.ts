@@ -1,5 +1,7 @@
-import { describe, expect, it } from 'vitest'
-import { ConnectionError, resolveConnection, symflowConfigPath } from '../src/connection.js'
+import { createServer, type IncomingMessage, type Server } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { ConnectionError, nodeFetch, resolveConnection, symflowConfigPath } from '../src/connection.js'
 
 const HOME = '/home/dev'
 const files = (content: Record<string, string>) => (p: string) => content[p]
@@ -34,5 +36,80 @@ describe('resolveConnection', () => {
     const path = symflowConfigPath({ HOME })
     expect(() => resolveConnection({ org: 'a' }, { env: { HOME }, readFile: files({ [path]: 'auth_token: [unclosed' }) })).toThrow(/failed to parse Sym configuration/)
     expect(() => resolveConnection({ org: 'a' }, { env: { HOME }, readFile: files({ [path]: 'org: a\n' }) })).toThrow(/do not have an org configured via `symflow`/)
+  })
+})
+
+describe('nodeFetch (the API calls, on node:http)', () => {
+  interface Seen {
+    method: string
+    url: string
+    headers: IncomingMessage['headers']
+    body: string
+  }
+  const seen: Seen[] = []
+  const servers: Server[] = []
+  let base = ''
+  let other = ''
+
+  /** A real HTTP server: echoes what it got, and redirects under /redirect/<status>. */
+  function listen(): Promise<string> {
+    const server = createServer((req, res) => {
+      let body = ''
+      req.on('data', (chunk: Buffer) => (body += chunk.toString()))
+      req.on('end', () => {
+        seen.push({ method: req.method ?? '', url: req.url ?? '', headers: req.headers, body })
+        const redirect = /^\/redirect\/(\d+)(\/away)?$/.exec(req.url ?? '')
+        if (redirect) {
+          res.writeHead(Number(redirect[1]), { location: redirect[2] ? `${other}/target` : '/target' }).end()
+          return
+        }
+        res.writeHead(req.url === '/missing' ? 404 : 200, { 'content-type': 'application/json', 'X-Sym-Request-ID': 'req-1' })
+        res.end(JSON.stringify({ method: req.method, body }))
+      })
+    })
+    servers.push(server)
+    return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(`http://127.0.0.1:${(server.address() as AddressInfo).port}`)))
+  }
+  beforeAll(async () => {
+    base = await listen()
+    other = await listen()
+  })
+  afterAll(() => {
+    for (const server of servers) server.close()
+  })
+
+  it('sends the method, headers and body, and reads status, headers (any case) and body', async () => {
+    const res = await nodeFetch(`${base}/entities`, { method: 'POST', headers: { authorization: 'Bearer t', 'content-type': 'application/json' }, body: '{"a":"é"}' })
+    expect(res.status).toBe(200)
+    expect(res.ok).toBe(true)
+    expect(res.headers.get('x-sym-request-id')).toBe('req-1')
+    expect(res.headers.get('X-Sym-Request-Id')).toBe('req-1')
+    expect(res.headers.get('x-absent')).toBeNull()
+    expect(await res.json()).toEqual({ method: 'POST', body: '{"a":"é"}' })
+    const last = seen.at(-1)!
+    expect(last.headers).toMatchObject({ authorization: 'Bearer t', 'content-type': 'application/json', 'content-length': String(Buffer.byteLength('{"a":"é"}')) })
+    const missing = await nodeFetch(`${base}/missing`)
+    expect([missing.status, missing.ok]).toEqual([404, false])
+  })
+
+  it('follows redirects as fetch does: 303 becomes GET without a body; leaving the origin drops authorization', async () => {
+    const moved = await nodeFetch(`${base}/redirect/303`, { method: 'POST', headers: { authorization: 'Bearer t', 'content-type': 'application/json' }, body: '{}' })
+    expect(moved.redirected).toBe(true)
+    expect(seen.at(-1)).toMatchObject({ method: 'GET', url: '/target', body: '' })
+    expect(seen.at(-1)!.headers).toMatchObject({ authorization: 'Bearer t' })
+    expect(seen.at(-1)!.headers['content-type']).toBeUndefined()
+    await nodeFetch(`${base}/redirect/307`, { method: 'PATCH', headers: { authorization: 'Bearer t' }, body: '{"x":1}' })
+    expect(seen.at(-1)).toMatchObject({ method: 'PATCH', url: '/target', body: '{"x":1}' })
+    await nodeFetch(`${base}/redirect/302/away`, { method: 'GET', headers: { authorization: 'Bearer t' } })
+    expect(seen.at(-1)!.url).toBe('/target')
+    expect(seen.at(-1)!.headers.authorization).toBeUndefined()
+  })
+
+  it("fails like fetch when the API cannot be reached: TypeError('fetch failed') with the cause", async () => {
+    const closed = await listen()
+    await new Promise((resolve) => servers.at(-1)!.close(resolve))
+    const failure = await nodeFetch(`${closed}/entities`).catch((e: unknown) => e)
+    expect(failure).toBeInstanceOf(TypeError)
+    expect(failure).toMatchObject({ message: 'fetch failed', cause: { code: 'ECONNREFUSED' } })
   })
 })

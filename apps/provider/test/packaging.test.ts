@@ -79,6 +79,9 @@ describe('build:provider', () => {
     expect(built.executable).toBe(executable)
     expect(statSync(executable).mode & 0o111).toBe(0o111)
     expect(built.executableBytes).toBeGreaterThan(built.bundle.bytes)
+    // The default: a V8 startup snapshot of src/snapshot.ts (the apply below runs it).
+    expect(built.startup).toBe('snapshot')
+    expect(built.executableBundle.path).toMatch(/terraform-provider-sym\.snapshot\.cjs$/)
     const config = readFileSync(CLI_CONFIG, 'utf8').replace(/\s+/g, ' ')
     expect(config).toContain(`filesystem_mirror { path = "${MIRROR_DIR}" include = ["registry.terraform.io/symopsio/sym"] }`)
     expect(config).toContain('direct { exclude = ["registry.terraform.io/symopsio/sym"] }')

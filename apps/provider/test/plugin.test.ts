@@ -1,14 +1,14 @@
 import { buildApp } from '@opensym/api'
 import { createDb, type Db } from '@opensym/db'
-import { resources } from '@opensym/provider-schema'
+import { providerSchemasDocument, PROVIDER_ADDRESS, resources, type TerraformBlock, type TerraformSchema } from '@opensym/provider-schema'
 import { createTestOrg, type TestOrg } from '@opensym/testing'
 import { decodeMsgpack, encodeMsgpack, isUnknown, type CtyValue } from '@opensym/tfplugin/cty'
+import type { DynamicValue, ProtoBlock, ProtoSchema } from '@opensym/tfplugin/runtime'
 import type { FastifyInstance } from 'fastify'
 import { Redis } from 'ioredis'
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
 import { withDefaults } from '../src/convert.js'
 import { SymProvider, upgradeFlowV0 } from '../src/plugin.js'
-import type { DynamicValue } from '../src/protocol.js'
 import { UNKNOWN, type TfConfigObject } from '../src/resources.js'
 import { blockType, fromPlain, toPlain } from '../src/values.js'
 
@@ -49,7 +49,7 @@ describe('SymProvider RPCs, in process, against the real API', () => {
     const p = await configured()
     const plan = await p.planResourceChange({ type_name: 'sym_runtime', prior_state: dv(null, runtimeType), proposed_new_state: dv(config('Main'), runtimeType), config: dv(config('Main'), runtimeType) })
     expect(plan.diagnostics).toEqual([])
-    const planned = decodeMsgpack(plan.planned_state!.msgpack!, runtimeType) as Extract<CtyValue, { kind: 'object' }>
+    const planned = decodeMsgpack(plan.planned_state!.msgpack, runtimeType) as Extract<CtyValue, { kind: 'object' }>
     expect(isUnknown(planned.attributes.get('id')!)).toBe(true)
 
     const applied = await p.applyResourceChange({ type_name: 'sym_runtime', prior_state: dv(null, runtimeType), planned_state: plan.planned_state!, config: dv(config('Main'), runtimeType) })
@@ -67,7 +67,26 @@ describe('SymProvider RPCs, in process, against the real API', () => {
     // Deleted behind Terraform's back: read returns null so Terraform plans a re-create.
     await p.applyResourceChange({ type_name: 'sym_runtime', prior_state: read.new_state, planned_state: dv(null, runtimeType) })
     const gone = await p.readResource({ type_name: 'sym_runtime', current_state: read.new_state })
-    expect(decodeMsgpack(gone.new_state!.msgpack!, runtimeType)).toEqual({ kind: 'null' })
+    expect(decodeMsgpack(gone.new_state!.msgpack, runtimeType)).toEqual({ kind: 'null' })
+  })
+
+  it('plans an update in place, keeping the id and replacing nothing, and applies it', async () => {
+    const p = await configured()
+    const created = await p.applyResourceChange({
+      type_name: 'sym_runtime',
+      prior_state: dv(null, runtimeType),
+      planned_state: (await p.planResourceChange({ type_name: 'sym_runtime', prior_state: dv(null, runtimeType), proposed_new_state: dv(config('upd'), runtimeType), config: dv(config('upd'), runtimeType) })).planned_state!,
+      config: dv(config('upd'), runtimeType),
+    })
+    const state = plainOf(created.new_state, runtimeType)
+    const labelled = { ...config('upd'), label: 'Updated' }
+    const plan = await p.planResourceChange({ type_name: 'sym_runtime', prior_state: created.new_state, proposed_new_state: dv({ ...labelled, id: state.id! }, runtimeType), config: dv(labelled, runtimeType) })
+    expect(plan.diagnostics).toEqual([])
+    expect(plan.requires_replace).toEqual([])
+    expect(plainOf(plan.planned_state, runtimeType)).toEqual({ ...state, label: 'Updated' })
+    const applied = await p.applyResourceChange({ type_name: 'sym_runtime', prior_state: created.new_state, planned_state: plan.planned_state!, config: dv(labelled, runtimeType) })
+    expect(applied.diagnostics).toEqual([])
+    expect(plainOf(applied.new_state, runtimeType)).toEqual({ ...state, label: 'Updated' })
   })
 
   it('fills defaults at plan time and keeps unknown references unknown', async () => {
@@ -138,6 +157,44 @@ describe('SymProvider RPCs, in process, against the real API', () => {
     expect(state.params).toEqual([
       expect.objectContaining({ allow_revoke: true, allowed_sources: ['slack'], prompt_field: [expect.objectContaining({ name: 'reason', allowed_values: ['1', 'b'] })] }),
     ])
+  })
+
+  it('serves exactly the schema document `terraform providers schema -json` is generated from', () => {
+    const asDocument = (b: ProtoBlock): TerraformBlock => {
+      const out: TerraformBlock = { description_kind: 'markdown' }
+      if (b.description) out.description = b.description
+      if (b.attributes.length) {
+        out.attributes = Object.fromEntries(
+          b.attributes.map((a) => [
+            a.name,
+            {
+              type: JSON.parse(new TextDecoder().decode(a.type)),
+              description: a.description,
+              description_kind: 'markdown',
+              ...(a.required ? { required: true } : {}),
+              ...(a.optional ? { optional: true } : {}),
+              ...(a.computed ? { computed: true } : {}),
+              ...(a.sensitive ? { sensitive: true } : {}),
+            },
+          ]),
+        )
+      }
+      if (b.block_types.length) {
+        out.block_types = Object.fromEntries(
+          b.block_types.map((t) => [
+            t.type_name,
+            { nesting_mode: t.nesting === 1 ? 'single' : 'list', block: asDocument(t.block), ...(t.min_items ? { min_items: t.min_items } : {}), ...(t.max_items ? { max_items: t.max_items } : {}) },
+          ]),
+        )
+      }
+      return out
+    }
+    const asSchema = (s: ProtoSchema): TerraformSchema => ({ version: s.version, block: asDocument(s.block) })
+    const served = new SymProvider({ env: {} }).getProviderSchema()
+    const doc = providerSchemasDocument().provider_schemas[PROVIDER_ADDRESS]!
+    expect(asSchema(served.provider)).toEqual(doc.provider)
+    expect(Object.fromEntries(Object.entries(served.resource_schemas).map(([k, v]) => [k, asSchema(v)]))).toEqual(doc.resource_schemas)
+    expect(Object.fromEntries(Object.entries(served.data_source_schemas).map(([k, v]) => [k, asSchema(v)]))).toEqual(doc.data_source_schemas)
   })
 
   it('serves the schema document as protocol blocks', () => {

@@ -45,7 +45,7 @@ describe('SymResource against the real API', () => {
     expect(slack).toMatchObject({ id: expect.any(String), name: 'Main-Slack', settings: {} })
     const env = await sym(resources.environment).create(planned(resources.environment, { name: 'prod', integrations: { slack_id: idOf(slack) } }))
     const target = await sym(resources.target).create(planned(resources.target, { type: 'custom', name: 'deploy', settings: {} }))
-    const strategy = await sym(resources.strategy).create(planned(resources.strategy, { type: 'http', name: 'web', targets: [idOf(target)] }))
+    const strategy = await sym(resources.strategy).create(planned(resources.strategy, { type: 'http', name: 'web', targets: [idOf(target)], settings: { url: 'https://access.example.com/sym' } }))
     expect(strategy.integration_id).toBeNull()
     const flowConfig = planned(resources.flow, {
       name: 'Deploy',

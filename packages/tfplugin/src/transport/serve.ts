@@ -18,9 +18,8 @@
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import * as grpc from '@grpc/grpc-js'
-import { Provider } from '../proto/generated/tfplugin6.js'
 import { generateServerCertificate, type ServerCertificate } from './cert.js'
+import { GrpcServer } from './grpc-server.js'
 import {
   debugInstructions,
   handshakeLine,
@@ -32,16 +31,7 @@ import {
 } from './handshake.js'
 import { createLogger, logThresholdFromEnv, type Logger } from './logger.js'
 import type { Awaitable, ProviderService } from './provider-service.js'
-import {
-  brokerImplementation,
-  controllerImplementation,
-  healthImplementation,
-  healthService,
-  providerImplementation,
-  SIDE_SERVICES,
-  stdioImplementation,
-  toGrpcService,
-} from './services.js'
+import { serveProvider, serveSideServices } from './services.js'
 
 export interface ServeOptions {
   /** The tfplugin6 RPC handlers. */
@@ -116,12 +106,6 @@ function reserveStdout(): (text: string) => void {
   }
 }
 
-function bind(server: grpc.Server, target: string, credentials: grpc.ServerCredentials): Promise<number> {
-  return new Promise((resolve, reject) => {
-    server.bindAsync(target, credentials, (error, port) => (error ? reject(error) : resolve(port)))
-  })
-}
-
 /** Starts the provider server and prints the handshake; resolves once Terraform can connect. */
 export async function serve(options: ServeOptions): Promise<PluginServer> {
   const env = options.env ?? process.env
@@ -149,20 +133,15 @@ export async function serve(options: ServeOptions): Promise<PluginServer> {
 
   const clientCert = debug ? undefined : env.PLUGIN_CLIENT_CERT
   const certificate = clientCert ? generateServerCertificate() : undefined
-  const credentials =
-    clientCert && certificate
-      ? grpc.ServerCredentials.createSsl(Buffer.from(clientCert), [{ private_key: Buffer.from(certificate.keyPem), cert_chain: Buffer.from(certificate.certPem) }], true)
-      : grpc.ServerCredentials.createInsecure()
 
   let stopping = false
   let resolveStopped!: (reason: StopReason) => void
   const stopped = new Promise<StopReason>((resolve) => (resolveStopped = resolve))
   let socketDir: string | undefined
 
-  const server = new grpc.Server({
-    // Schemas and states of big providers exceed grpc-js's 4 MB default; go-plugin's client allows 2 GB.
-    'grpc.max_receive_message_length': -1,
-    'grpc.max_send_message_length': -1,
+  const server = new GrpcServer({
+    ...(clientCert && certificate ? { tls: { keyPem: certificate.keyPem, certPem: certificate.certPem, clientCaPem: clientCert } } : {}),
+    onError: (what, error) => log.debug(what, { error: error instanceof Error ? error.message : String(error) }),
   })
 
   const finish = (reason: StopReason): void => {
@@ -213,31 +192,26 @@ export async function serve(options: ServeOptions): Promise<PluginServer> {
   }
 
   const onShutdown = options.onShutdown
-  const controller = controllerImplementation(hooks)
-  if (onShutdown) {
-    const answer = controller.Shutdown as grpc.handleUnaryCall<unknown, unknown>
-    controller.Shutdown = (call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) => {
-      Promise.resolve()
-        .then(onShutdown)
-        .catch((error: unknown) => log.error('onShutdown failed', { error }))
-        .finally(() => answer(call, callback))
+  const beforeShutdown = async (): Promise<void> => {
+    if (!onShutdown) return
+    try {
+      await onShutdown()
+    } catch (error) {
+      log.error('onShutdown failed', { error })
     }
   }
 
-  server.addService(toGrpcService(Provider), providerImplementation(options.provider, log))
-  server.addService(toGrpcService(SIDE_SERVICES.GRPCController), controller)
-  server.addService(toGrpcService(SIDE_SERVICES.GRPCStdio), stdioImplementation(hooks))
-  server.addService(toGrpcService(SIDE_SERVICES.GRPCBroker), brokerImplementation())
-  server.addService(healthService, healthImplementation)
+  serveProvider(server, options.provider, log)
+  serveSideServices(server, hooks, beforeShutdown)
 
   let address: string
   if (network === 'unix') {
     socketDir = mkdtempSync(join(env.PLUGIN_UNIX_SOCKET_DIR || tmpdir(), 'plugin'))
     address = join(socketDir, 'provider.sock')
-    await bind(server, `unix:${address}`, credentials)
+    await server.listen({ path: address })
     if (ownsProcess) process.on('exit', () => socketDir && rmSync(socketDir, { recursive: true, force: true }))
   } else {
-    const port = await bind(server, '127.0.0.1:0', credentials)
+    const port = await server.listen({ host: '127.0.0.1', port: 0 })
     address = `127.0.0.1:${port}`
   }
 

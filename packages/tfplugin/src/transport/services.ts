@@ -1,18 +1,22 @@
 /**
- * The gRPC services a provider process serves, on @grpc/grpc-js: tfplugin6 `Provider` (dispatching to the
+ * The gRPC services a provider process serves, on {@link GrpcServer}: tfplugin6 `Provider` (dispatching to the
  * injected {@link ProviderService}) and go-plugin's `GRPCController`, `GRPCStdio`, `GRPCBroker`, plus
  * `grpc.health.v1.Health/Check`. Codecs are the generated static ones.
+ *
+ * `toGrpcMethod`/`toGrpcService` adapt the generated tables to @grpc/grpc-js, for clients (tests, tools); they use
+ * its types only, so the provider process never loads grpc-js.
  */
 import type * as grpc from '@grpc/grpc-js'
-import { type Empty as ControllerEmpty, GRPCController } from '../proto/generated/grpc_controller.js'
-import { GRPCBroker, type ConnInfo } from '../proto/generated/grpc_broker.js'
-import { GRPCStdio, type StdioData } from '../proto/generated/grpc_stdio.js'
+import { GRPCController } from '../proto/generated/grpc_controller.js'
+import { GRPCBroker } from '../proto/generated/grpc_broker.js'
+import { GRPCStdio } from '../proto/generated/grpc_stdio.js'
 import { Diagnostic_Severity, Provider } from '../proto/generated/tfplugin6.js'
 import type { MessageInit, MethodDefinition, ResponseOf } from '../proto/wire.js'
+import { codecOf, type GrpcServer } from './grpc-server.js'
 import type { Logger } from './logger.js'
 import type { ProviderMethodName, ProviderService, RpcContext } from './provider-service.js'
 
-/** A grpc-js method definition for a generated one; the server side sends {@link MessageInit} objects. */
+/** A grpc-js method definition for a generated one (for grpc-js clients and servers). */
 export function toGrpcMethod<Req, Res>(def: MethodDefinition<Req, Res>): grpc.MethodDefinition<Req, MessageInit<Res>> {
   return {
     path: def.path,
@@ -66,32 +70,53 @@ export function thrownErrorResponse(method: ProviderMethodName, error: unknown, 
 
 let requestCounter = 0
 
-/** grpc-js handlers for tfplugin6 `Provider`: each decodes, calls the provider, and encodes the answer. */
-export function providerImplementation(provider: ProviderService, log: Logger): grpc.UntypedServiceImplementation {
-  const implementation: grpc.UntypedServiceImplementation = {}
+/** Serves tfplugin6 `Provider`: each call is decoded, handed to the provider, and its answer encoded. */
+export function serveProvider(server: GrpcServer, provider: ProviderService, log: Logger): void {
   for (const method of Object.keys(Provider) as ProviderMethodName[]) {
     const handler = provider[method] as ((request: unknown, context: RpcContext) => unknown) | undefined
-    if (typeof handler !== 'function') continue // grpc-js answers UNIMPLEMENTED
-    implementation[method] = (call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) => {
-      const controller = new AbortController()
-      call.on('cancelled', () => controller.abort(new Error(`${method} was cancelled by Terraform`)))
-      const rpcLog = log.with({ tf_rpc: method, tf_req_id: ++requestCounter })
-      const started = performance.now()
-      if (rpcLog.enabled('trace')) rpcLog.trace('Received request')
-      const context: RpcContext = { method, signal: controller.signal, log: rpcLog }
-      new Promise((resolve) => resolve(handler.call(provider, call.request, context))).then(
-        (response) => {
-          if (rpcLog.enabled('trace')) rpcLog.trace('Served request', { tf_req_duration_ms: Math.round((performance.now() - started) * 100) / 100 })
-          callback(null, response ?? {})
+    if (typeof handler !== 'function') continue // the server answers UNIMPLEMENTED
+    const def = Provider[method] as MethodDefinition<unknown, unknown>
+    server.unary(def.path, codecOf(def), (call) => {
+      const id = ++requestCounter
+      // The logger and the signal are made only when used: most calls need neither, and there are hundreds.
+      let rpcLog: Logger | undefined
+      const getLog = () => (rpcLog ??= log.with({ tf_rpc: method, tf_req_id: id }))
+      let controller: AbortController | undefined
+      const context: RpcContext = {
+        method,
+        get signal() {
+          if (!controller) {
+            const ours = (controller = new AbortController())
+            const transport = call.signal
+            if (transport.aborted) ours.abort(new Error(`${method} was cancelled by Terraform`))
+            else transport.addEventListener('abort', () => ours.abort(new Error(`${method} was cancelled by Terraform`)), { once: true })
+          }
+          return controller.signal
         },
-        (error: unknown) => {
-          rpcLog.error('Handler threw an error; answering with an error diagnostic', { error: errorText(error, true) })
-          callback(null, thrownErrorResponse(method, error, log.enabled('debug')))
+        get log() {
+          return getLog()
         },
-      )
-    }
+      }
+      const tracing = log.enabled('trace')
+      const started = tracing ? performance.now() : 0
+      if (tracing) getLog().trace('Received request')
+      const served = (response: unknown): MessageInit<unknown> => {
+        if (tracing) getLog().trace('Served request', { tf_req_duration_ms: Math.round((performance.now() - started) * 100) / 100 })
+        return response ?? {}
+      }
+      const failed = (error: unknown): MessageInit<unknown> => {
+        getLog().error('Handler threw an error; answering with an error diagnostic', { error: errorText(error, true) })
+        return thrownErrorResponse(method, error, log.enabled('debug'))
+      }
+      let result: unknown
+      try {
+        result = handler.call(provider, call.request, context)
+      } catch (error) {
+        return failed(error)
+      }
+      return result instanceof Promise ? result.then(served, failed) : served(result)
+    })
   }
-  return implementation
 }
 
 /** Hooks from the serving lifecycle into the go-plugin side services. */
@@ -102,51 +127,27 @@ export interface SideServiceHooks {
   onStdioClosed(): void
 }
 
-export function controllerImplementation(hooks: SideServiceHooks): grpc.UntypedServiceImplementation {
-  return {
-    Shutdown: (_call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<MessageInit<ControllerEmpty>>) => {
-      callback(null, {})
-      hooks.onShutdown()
-    },
-  }
-}
+const HEALTH_SERVING = Uint8Array.of(0x08, 0x01)
 
-export function stdioImplementation(hooks: SideServiceHooks): grpc.UntypedServiceImplementation {
-  return {
-    // Kept open and silent: our stdout/stderr are not forwarded over gRPC (stderr carries the JSON logs).
-    StreamStdio: (call: grpc.ServerWritableStream<unknown, MessageInit<StdioData>>) => {
-      call.on('cancelled', () => hooks.onStdioClosed())
-      call.on('error', () => undefined)
-    },
-  }
+/**
+ * go-plugin's side services: GRPCController/Shutdown (`beforeShutdown` runs before the answer, `hooks.onShutdown`
+ * after it), GRPCStdio/StreamStdio, GRPCBroker/StartStream, and the health check.
+ */
+export function serveSideServices(server: GrpcServer, hooks: SideServiceHooks, beforeShutdown: () => Promise<void>): void {
+  const shutdown = GRPCController.Shutdown
+  server.unary(shutdown.path, codecOf(shutdown), async (call) => {
+    await beforeShutdown()
+    call.afterResponse(() => hooks.onShutdown())
+    return {}
+  })
+  const stdio = GRPCStdio.StreamStdio
+  // Kept open and silent: our stdout/stderr are not forwarded over gRPC (stderr carries the JSON logs).
+  server.stream(stdio.path, codecOf(stdio), (call) => {
+    call.signal.addEventListener('abort', () => hooks.onStdioClosed(), { once: true })
+  })
+  const broker = GRPCBroker.StartStream
+  // Terraform opens the broker stream at connect and never uses it; answer nothing and close when it does.
+  server.stream(broker.path, codecOf(broker), (call) => call.onEnd(() => call.end()))
+  // grpc.health.v1.Health/Check, for go-plugin's Ping: HealthCheckResponse{status: SERVING (1)} is the bytes 08 01.
+  server.unary('/grpc.health.v1.Health/Check', { decode: () => undefined, encode: () => HEALTH_SERVING }, () => undefined)
 }
-
-export function brokerImplementation(): grpc.UntypedServiceImplementation {
-  return {
-    // Terraform opens the broker stream at connect and never uses it; answer nothing and close when it does.
-    StartStream: (call: grpc.ServerDuplexStream<ConnInfo, MessageInit<ConnInfo>>) => {
-      call.on('data', () => undefined)
-      call.on('end', () => call.end())
-      call.on('error', () => undefined)
-    },
-  }
-}
-
-// grpc.health.v1.Health/Check, for go-plugin's Ping: HealthCheckResponse{status: SERVING (1)} is the bytes 08 01.
-const HEALTH_SERVING = Buffer.from([0x08, 0x01])
-export const healthService: grpc.ServiceDefinition = {
-  Check: {
-    path: '/grpc.health.v1.Health/Check',
-    requestStream: false,
-    responseStream: false,
-    requestSerialize: () => Buffer.alloc(0),
-    requestDeserialize: () => undefined,
-    responseSerialize: () => HEALTH_SERVING,
-    responseDeserialize: () => undefined,
-  },
-}
-export const healthImplementation: grpc.UntypedServiceImplementation = {
-  Check: (_call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<undefined>) => callback(null, undefined),
-}
-
-export const SIDE_SERVICES = { GRPCController, GRPCStdio, GRPCBroker } as const

@@ -1,0 +1,87 @@
+/**
+ * The entry of the packaged executable, made into a V8 startup snapshot by `npm run build:provider` (the single
+ * executable's `useSnapshot`). It runs once, at build time, under `node --build-snapshot`: every module is loaded,
+ * the provider's schemas, handlers and GetProviderSchema answer are built, and the RPCs that need no API are run
+ * once on sample values, so that their compiled bytecode is in the snapshot too; then the heap is saved into the
+ * executable. Each start of the executable restores that heap and only serves, which saves every provider process
+ * (Terraform starts 3–5 per command) loading modules, building schemas and compiling the request path.
+ *
+ * So nothing here may depend on the process that will run it: the environment is read when a handler needs it
+ * (`process.env` is then the same object, holding the run-time environment), the certificate and the socket are
+ * made by `run`, and the built-in modules Node cannot put in a snapshot (http, https, tls, http2) are loaded only
+ * when serving. The warm-up never configures the provider, so no handler can reach the API.
+ */
+import { startupSnapshot } from 'node:v8'
+import { tfplugin6, type MessageInit, type RequestOf, type ResponseOf } from '@opensym/tfplugin/proto'
+import { createLogger, generateServerCertificate, type RpcContext } from '@opensym/tfplugin/transport'
+import { providerService, run } from './executable.js'
+import { SymProvider } from './plugin.js'
+
+const provider = providerService(new SymProvider({ env: process.env }))
+
+type Methods = typeof tfplugin6.Provider
+type Method = keyof Methods
+
+/** One RPC as the transport makes it: the request through its codec, the answer through its codec. */
+async function rpc<M extends Method>(method: M, request: MessageInit<RequestOf<Methods[M]>>): Promise<ResponseOf<Methods[M]>> {
+  const def = tfplugin6.Provider[method] as unknown as {
+    request: { encode(m: unknown): { finish(): Buffer }; decode(b: Uint8Array): unknown }
+    response: { encode(m: unknown): { finish(): Buffer }; decode(b: Uint8Array): unknown }
+  }
+  const handler = provider[method] as ((request: unknown, context: RpcContext) => unknown) | undefined
+  if (!handler) throw new Error(`warm-up: the provider has no ${method}`)
+  const context: RpcContext = { method, signal: new AbortController().signal, log: createLogger({ module: 'sym', threshold: 'off' }) }
+  const response = await handler(def.request.decode(def.request.encode(request).finish()), context)
+  return def.response.decode(def.response.encode(response ?? {}).finish()) as ResponseOf<Methods[M]>
+}
+
+/** An access flow as a state file holds it; attributes a resource does not have are ignored by the state upgrade. */
+const SAMPLE_STATE = {
+  id: '00000000-0000-4000-8000-000000000000',
+  name: 'warm-up',
+  label: 'Warm-up',
+  type: 'okta',
+  implementation: 'export function getPermissions() { return {} }\n',
+  environment_id: '00000000-0000-4000-8000-000000000001',
+  vars: { request_channel: '#sym-requests' },
+  settings: { group_id: '00g1abcd2EFGHijkl3m4' },
+  params: [
+    {
+      strategy_id: '00000000-0000-4000-8000-000000000002',
+      allow_revoke: true,
+      allowed_sources: ['slack', 'api'],
+      prompt_field: [
+        { name: 'reason', type: 'string', label: 'Why?', required: true },
+        { name: 'duration', type: 'duration', allowed_values: ['1h', '1d'], required: true },
+      ],
+    },
+  ],
+}
+
+/** The certificate, then every resource type through what the validate and plan processes do: state upgrade, validation, plans. */
+async function warmUp(): Promise<void> {
+  // What every start runs before its handshake (the key pair made here is thrown away).
+  generateServerCertificate()
+  const schema = await rpc('GetProviderSchema', {})
+  await rpc('ValidateProviderConfig', {})
+  const json = new TextEncoder().encode(JSON.stringify(SAMPLE_STATE))
+  for (const [typeName, resource] of Object.entries(schema.resource_schemas)) {
+    const upgraded = await rpc('UpgradeResourceState', { type_name: typeName, version: resource.version, raw_state: { json } })
+    const value = upgraded.upgraded_state
+    if (!value?.msgpack.length) continue
+    await rpc('ValidateResourceConfig', { type_name: typeName, config: value })
+    await rpc('PlanResourceChange', { type_name: typeName, config: value, proposed_new_state: value, prior_state: { msgpack: Uint8Array.of(0xc0) } })
+    await rpc('PlanResourceChange', { type_name: typeName, config: value, proposed_new_state: value, prior_state: value })
+  }
+}
+
+if (startupSnapshot.isBuildingSnapshot()) {
+  // The snapshot is taken once this script and the promises it started are done.
+  warmUp().catch((error: unknown) => {
+    // A warm-up that fails costs speed, not correctness: say so in the build output and carry on.
+    process.stderr.write(`provider snapshot warm-up failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`)
+  })
+  startupSnapshot.setDeserializeMainFunction(() => run(provider))
+} else {
+  run(provider)
+}

@@ -1,0 +1,301 @@
+/**
+ * The plan pipeline and the apply check: the protocol invariants of PlanResourceChange and ApplyResourceChange,
+ * with terraform-plugin-framework's semantics (`internal/fwserver/server_planresourcechange.go`).
+ *
+ * Planning starts from Terraform's proposed new state (the configuration, with computed attributes the
+ * configuration leaves null taken from the stored object) and then:
+ * 1. plans the default of every attribute the configuration leaves null;
+ * 2. when the object is new or the plan differs from the stored object, marks every computed attribute the
+ *    configuration leaves null and that has no default as unknown ("known after apply");
+ * 3. runs each attribute's plan modifiers in order (which may restore known values or require replacement);
+ * 4. runs the resource's `modifyPlan`;
+ * 5. when some attribute requires replacement, plans the new object as a create (Terraform destroys the old one
+ *    and plans the new one from the configuration alone), keeping the replacement paths;
+ * 6. checks the result as Terraform will, so a provider bug gets a precise diagnostic.
+ */
+import {
+  attrStep,
+  CtyValue,
+  ctyEquals,
+  formatPath,
+  indexStep,
+  isNull,
+  isWhollyKnown,
+  keyStep,
+  typeEquals,
+  type CtyPath,
+  type CtyValue as Value,
+} from '../cty/index.js'
+import { errorDiagnostic, type Diagnostic, type Diagnostics } from './diagnostics.js'
+import type { Resource } from './resource.js'
+import type { AttributeSchema, BlockSchema } from './schema.js'
+
+/** The values of one attribute in the plan, the configuration and the stored object, with its path. */
+interface AttributeValues {
+  readonly plan: Value
+  readonly config: Value
+  readonly state: Value
+  readonly path: CtyPath
+}
+
+/** An attribute of a known object: null inside null, unknown inside unknown. */
+function child(v: Value, name: string): Value {
+  if (v.kind === 'object') return v.attributes.get(name) ?? CtyValue.null
+  return v.kind === 'unknown' ? CtyValue.unknown() : CtyValue.null
+}
+
+/** An element of a list (blocks are paired by index, as Terraform proposes them). */
+function element(v: Value, i: number): Value {
+  if (v.kind === 'list') return v.elements[i] ?? CtyValue.null
+  return v.kind === 'unknown' ? CtyValue.unknown() : CtyValue.null
+}
+
+/**
+ * Rebuilds `plan` (an object of `block`'s type) with `fn` applied to every attribute, nested blocks included,
+ * element by element. Null and unknown objects and blocks are left as they are.
+ */
+function mapAttributes(block: BlockSchema, plan: Value, config: Value, state: Value, path: CtyPath, fn: (a: AttributeSchema, v: AttributeValues) => Value): Value {
+  if (plan.kind !== 'object') return plan
+  const out = new Map(plan.attributes)
+  for (const [name, a] of Object.entries(block.attributes ?? {})) {
+    out.set(name, fn(a, { plan: child(plan, name), config: child(config, name), state: child(state, name), path: [...path, attrStep(name)] }))
+  }
+  for (const [name, b] of Object.entries(block.blocks ?? {})) {
+    const [p, c, s, at] = [child(plan, name), child(config, name), child(state, name), [...path, attrStep(name)]]
+    if (b.nesting === 'single') out.set(name, mapAttributes(b.block, p, c, s, at, fn))
+    else if (p.kind === 'list') out.set(name, CtyValue.list(p.elements.map((e, i) => mapAttributes(b.block, e, element(c, i), element(s, i), [...at, indexStep(i)], fn))))
+  }
+  return CtyValue.object(out)
+}
+
+/** Step 1: the default of every attribute the configuration leaves null. */
+export function applyDefaults(block: BlockSchema, plan: Value, config: Value): Value {
+  return mapAttributes(block, plan, config, CtyValue.null, [], (a, v) => (a.default !== undefined && isNull(v.config) ? a.default : v.plan))
+}
+
+/** Step 2: computed attributes the configuration leaves null, without a default, become unknown. */
+export function markComputedUnknown(block: BlockSchema, plan: Value, config: Value): Value {
+  return mapAttributes(block, plan, config, CtyValue.null, [], (a, v) => (a.computed && a.default === undefined && isNull(v.config) ? CtyValue.unknown() : v.plan))
+}
+
+/** Step 3: every attribute's plan modifiers, in order. Returns the plan and the paths that require replacement. */
+export function runPlanModifiers(block: BlockSchema, plan: Value, config: Value, state: Value, diagnostics: Diagnostics): { plan: Value; requiresReplace: CtyPath[] } {
+  const replace: CtyPath[] = []
+  const resource = { config, plan, state }
+  const planned = mapAttributes(block, plan, config, state, [], (a, v) => {
+    let value = v.plan
+    for (const modifier of a.planModifiers ?? []) {
+      const r = modifier.modify({ path: v.path, config: v.config, plan: value, state: v.state, resource, diagnostics })
+      if (!r) continue
+      if (r.plan !== undefined) value = r.plan
+      if (r.requiresReplace) replace.push(v.path)
+    }
+    return value
+  })
+  return { plan: planned, requiresReplace: replace }
+}
+
+/** Sorted by rendered path, without duplicates (as terraform-plugin-framework's `NormaliseRequiresReplace`). */
+export function normalisePaths(paths: readonly CtyPath[]): CtyPath[] {
+  const byKey = new Map(paths.map((p) => [formatPath(p), p]))
+  return [...byKey.keys()].sort().map((k) => byKey.get(k)!)
+}
+
+export interface PlanInput {
+  readonly typeName: string
+  /** The stored object; null on create. */
+  readonly prior: Value
+  /** Terraform's proposed new state; null for a destroy. */
+  readonly proposed: Value
+  readonly config: Value
+  readonly providerName: string
+  readonly diagnostics: Diagnostics
+}
+
+export interface PlanOutput {
+  readonly planned: Value
+  readonly requiresReplace: CtyPath[]
+}
+
+/** Steps 1–4 for one prior state. */
+async function planOnce(resource: Resource, input: PlanInput, proposed: Value, prior: Value): Promise<PlanOutput> {
+  const { block } = resource.schema
+  const { config, diagnostics, typeName } = input
+  let planned = applyDefaults(block, proposed, config)
+  if (isNull(prior) || !ctyEquals(planned, prior)) planned = markComputedUnknown(block, planned, config)
+  const modified = runPlanModifiers(block, planned, config, prior, diagnostics)
+  planned = modified.plan
+  const replace = modified.requiresReplace
+  diagnostics.throwIfErrors()
+  if (resource.modifyPlan) {
+    const r = await resource.modifyPlan({ typeName, config, plan: planned, state: prior, diagnostics })
+    diagnostics.throwIfErrors()
+    if (r?.plan !== undefined) planned = r.plan
+    replace.push(...(r?.requiresReplace ?? []))
+  }
+  return { planned, requiresReplace: replace }
+}
+
+/**
+ * The planned state and replacement paths for a PlanResourceChange. Throws a `DiagnosticsError` for errors of
+ * the resource's hooks and for a plan Terraform would reject.
+ */
+export async function planResource(resource: Resource, input: PlanInput): Promise<PlanOutput> {
+  const { prior, proposed, config, diagnostics, typeName } = input
+  if (isNull(proposed)) {
+    // A destroy (only with the plan_destroy capability): nothing to plan, but the resource may warn.
+    const r = await resource.modifyPlan?.({ typeName, config, plan: CtyValue.null, state: prior, diagnostics })
+    diagnostics.throwIfErrors()
+    if (r?.plan !== undefined && !isNull(r.plan)) {
+      diagnostics.error('Provider produced invalid plan', `${typeName}: the plan of a destroy must stay null. This is a bug in the ${input.providerName} provider; please report it.`)
+      diagnostics.throwIfErrors()
+    }
+    return { planned: CtyValue.null, requiresReplace: [] }
+  }
+  const first = await planOnce(resource, input, proposed, prior)
+  let planned = first.planned
+  const requiresReplace = isNull(prior) ? [] : normalisePaths(first.requiresReplace)
+  // Terraform destroys the object and plans its successor from the configuration alone (the proposed new state of
+  // a create is the configuration), so the planned state of a replacement is that of a create.
+  if (requiresReplace.length) planned = (await planOnce(resource, input, config, CtyValue.null)).planned
+  diagnostics.push(...planProblems(resource.schema.block, planned, config, prior, typeName, input.providerName))
+  diagnostics.throwIfErrors()
+  return { planned, requiresReplace }
+}
+
+// ---- checks --------------------------------------------------------------------------------------------------------
+
+const bugNote = (providerName: string) => `This is a bug in the ${providerName} provider; please report it.`
+
+const entriesOf = (v: Value): ReadonlyMap<string, Value> => (v.kind === 'map' ? v.entries : v.kind === 'object' ? v.attributes : new Map())
+
+/** A value for messages; sensitive ones are never shown. */
+export function renderValue(v: Value, sensitive = false): string {
+  if (sensitive && v.kind !== 'null' && v.kind !== 'unknown') return '(sensitive value)'
+  switch (v.kind) {
+    case 'null':
+      return 'null'
+    case 'unknown':
+      return '(known after apply)'
+    case 'string':
+      return JSON.stringify(v.value)
+    case 'number':
+      return v.value.decimal
+    case 'bool':
+      return String(v.value)
+    case 'list':
+    case 'set':
+    case 'tuple':
+      return `[${v.elements.map((e) => renderValue(e)).join(', ')}]`
+    case 'map':
+    case 'object':
+      return `{${[...entriesOf(v)].map(([k, e]) => `${JSON.stringify(k)}: ${renderValue(e)}`).join(', ')}}`
+    case 'dynamic':
+      return renderValue(v.value, sensitive)
+  }
+}
+
+/**
+ * What Terraform would reject in a plan (its `AssertPlanValid`): a planned value that is neither the configured
+ * value, nor the stored one in place of an equivalent configured one, nor a computed attribute's value the
+ * configuration leaves to the provider; and a list block planned as null.
+ */
+export function planProblems(block: BlockSchema, planned: Value, config: Value, prior: Value, typeName: string, providerName: string): Diagnostic[] {
+  const out: Diagnostic[] = []
+  const walk = (b: BlockSchema, p: Value, c: Value, s: Value, path: CtyPath): void => {
+    if (p.kind !== 'object') return
+    for (const [name, a] of Object.entries(b.attributes ?? {})) {
+      const [pv, cv, sv, at] = [child(p, name), child(c, name), child(s, name), [...path, attrStep(name)]]
+      if (ctyEquals(pv, cv)) continue
+      if (ctyEquals(pv, sv) && !isNull(sv) && !isNull(cv)) continue
+      if (a.computed && (!a.optional || isNull(cv))) continue
+      const what = isNull(cv)
+        ? `planned ${renderValue(pv, a.sensitive)} for an attribute that is not computed and not configured`
+        : `planned ${renderValue(pv, a.sensitive)}, which does not match the configuration value ${renderValue(cv, a.sensitive)}${isNull(sv) ? '' : ` nor the stored value ${renderValue(sv, a.sensitive)}`}`
+      out.push(errorDiagnostic('Provider produced invalid plan', `The ${providerName} provider ${what} in ${typeName}${formatPath(at)}. ${bugNote(providerName)}`, at))
+    }
+    for (const [name, nb] of Object.entries(b.blocks ?? {})) {
+      const [pv, cv, sv, at] = [child(p, name), child(c, name), child(s, name), [...path, attrStep(name)]]
+      if (nb.nesting === 'single') walk(nb.block, pv, cv, sv, at)
+      else if (pv.kind === 'null') {
+        out.push(errorDiagnostic('Provider produced invalid plan', `The ${providerName} provider planned null for the list of blocks ${typeName}${formatPath(at)}; no blocks must be planned as an empty list. ${bugNote(providerName)}`, at))
+      } else if (pv.kind === 'list') pv.elements.forEach((e, i) => walk(nb.block, e, element(cv, i), element(sv, i), [...at, indexStep(i)]))
+    }
+  }
+  walk(block, planned, config, prior, [])
+  return out
+}
+
+/**
+ * Where an apply result breaks its plan (Terraform's "Provider produced inconsistent result after apply", but
+ * naming the attribute): a known planned value that changed, an unknown one still unknown, or one that breaks the
+ * plan's refinements (not null, string prefix). Collections are compared element by element, so the path is the
+ * innermost one that differs.
+ */
+export function applyInconsistencies(block: BlockSchema, planned: Value, actual: Value, typeName: string, providerName: string): Diagnostic[] {
+  const out: Diagnostic[] = []
+  const report = (path: CtyPath, p: Value, a: Value, sensitive: boolean, why?: string): void => {
+    const what = why ?? `was ${renderValue(p, sensitive)}, but now ${renderValue(a, sensitive)}`
+    out.push(
+      errorDiagnostic(
+        'Provider produced inconsistent result after apply',
+        `When applying changes to ${typeName}, the ${providerName} provider produced an unexpected new value: ${formatPath(path)} ${what}. ${bugNote(providerName)}`,
+        path,
+      ),
+    )
+  }
+  const value = (p: Value, a: Value, path: CtyPath, sensitive: boolean): void => {
+    if (p.kind === 'unknown') {
+      if (!isWhollyKnown(a)) return report(path, p, a, sensitive, 'is still unknown after apply')
+      const r = p.refinements
+      if (r?.notNull && isNull(a)) return report(path, p, a, sensitive, 'was planned as not null, but is null')
+      if (r?.stringPrefix !== undefined && a.kind === 'string' && !a.value.startsWith(r.stringPrefix)) {
+        return report(path, p, a, sensitive, `was planned to start with ${JSON.stringify(r.stringPrefix)}, but now ${renderValue(a, sensitive)}`)
+      }
+      return
+    }
+    if (p.kind !== a.kind) return report(path, p, a, sensitive)
+    // Collections are compared part by part, so the path names the innermost difference.
+    switch (p.kind) {
+      case 'list':
+      case 'tuple': {
+        const other = (a as typeof p).elements
+        if (other.length !== p.elements.length) return report(path, p, a, sensitive)
+        p.elements.forEach((e, i) => value(e, other[i]!, [...path, indexStep(i)], sensitive))
+        return
+      }
+      case 'map':
+      case 'object': {
+        const mine = entriesOf(p)
+        const theirs = entriesOf(a)
+        if (mine.size !== theirs.size || [...mine.keys()].some((k) => !theirs.has(k))) return report(path, p, a, sensitive)
+        for (const [k, e] of mine) value(e, theirs.get(k)!, [...path, p.kind === 'map' ? keyStep(k) : attrStep(k)], sensitive)
+        return
+      }
+      case 'set':
+        // Unknown elements may turn out equal to others and collapse: then only the result must be known.
+        if (isWhollyKnown(p) ? !ctyEquals(p, a) : !isWhollyKnown(a)) report(path, p, a, sensitive)
+        return
+      case 'dynamic': {
+        const other = a as typeof p
+        if (!typeEquals(p.type, other.type)) return report(path, p, a, sensitive)
+        return value(p.value, other.value, path, sensitive)
+      }
+      default:
+        if (!ctyEquals(p, a)) report(path, p, a, sensitive)
+    }
+  }
+  const walk = (b: BlockSchema, p: Value, a: Value, path: CtyPath): void => {
+    if (p.kind !== 'object' || a.kind !== 'object') return value(p, a, path, false)
+    for (const [name, attr] of Object.entries(b.attributes ?? {})) value(child(p, name), child(a, name), [...path, attrStep(name)], Boolean(attr.sensitive))
+    for (const [name, nb] of Object.entries(b.blocks ?? {})) {
+      const [pv, av, at] = [child(p, name), child(a, name), [...path, attrStep(name)]]
+      if (nb.nesting === 'single') walk(nb.block, pv, av, at)
+      else if (pv.kind === 'list' && av.kind === 'list' && pv.elements.length === av.elements.length) pv.elements.forEach((e, i) => walk(nb.block, e, av.elements[i]!, [...at, indexStep(i)]))
+      else value(pv, av, at, false)
+    }
+  }
+  walk(block, planned, actual, [])
+  if (!out.length && !isWhollyKnown(actual)) report([], planned, actual, false, 'still contains unknown values')
+  return out
+}
