@@ -5,10 +5,10 @@
  *   - `getPermissions`: who may see the request in the web app, and who may approve or deny it;
  *   - `getRequestNotifications`: where the request message is posted (here, the Slack channel #sym-requests).
  *
- * The SDK, `@opensym/sdk`, with its types and helpers, arrives in a later issue. Until then this file is plain
- * TypeScript with no imports: the few types below describe only what this file uses, in the shape of Sym's SDK
- * (`RequestPermission`, `Notification`, a Slack channel destination). Once the SDK is available they will be
- * replaced by imports from `@opensym/sdk`, and the exact names may change to match it.
+ * This file has no imports, so that it type-checks on its own; the platform runs it as it is. The few types below
+ * describe only what it uses, in the shapes of the SDK's types of the same names: with
+ * `import { slack, type Event, type Notification, type RequestPermission } from '@opensym/sdk'` they can go, and
+ * `slack.channel(name)` builds the same destination (see packages/sdk/README.md).
  */
 
 /** Who may act: a role level, or a list of user IDs. */

@@ -73,12 +73,17 @@ resource "sym_target" "staging_db" {
   }
 }
 
-# An `http` strategy needs no integration.
+# An `http` strategy needs no integration: it POSTs each grant (escalate) and removal (de-escalate) to a URL of
+# yours, as JSON, and your endpoint does the granting.
 resource "sym_strategy" "http" {
   type    = "http"
   name    = "${var.environment_name}-http"
   label   = "HTTP"
   targets = [sym_target.staging_db.id]
+
+  settings = {
+    url = var.access_webhook_url
+  }
 }
 
 # An access flow: on approval the strategy grants the chosen target for the requested duration,

@@ -14,3 +14,9 @@ variable "environment_name" {
   type        = string
   default     = "main"
 }
+
+variable "access_webhook_url" {
+  description = "Where the `http` strategy POSTs each grant and removal of access to `staging-db`, as JSON."
+  type        = string
+  default     = "http://127.0.0.1:8090/sym/access"
+}

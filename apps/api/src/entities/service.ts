@@ -16,6 +16,7 @@ import {
   type EntityKind,
   type FieldError,
 } from '@opensym/provider-schema'
+import { checkImplementation } from '@opensym/sandbox/compiler'
 import { ApiError, invalid } from '../errors.js'
 import { mappers, type KindMapper } from './mappers.js'
 import { existingIds, referrersOf } from './references.js'
@@ -37,6 +38,13 @@ export interface FindQuery {
 
 const REFERENCES = referenceAttributes()
 
+/**
+ * Kinds whose `implementation` is flow code (reducers and hooks written with @opensym/sdk): it must compile, or
+ * the write is refused with the compiler's message and line. Python (Sym's impl.py) is stored as is; runs of it
+ * fail with a message saying it cannot run yet.
+ */
+const COMPILED_IMPLEMENTATIONS: ReadonlySet<EntityKind> = new Set<EntityKind>(['flow', 'flows_filter'])
+
 /** Rows carry these on top of what the mapper reads. */
 interface Timestamps {
   createdAt: Date
@@ -47,7 +55,7 @@ export class EntityService {
   constructor(private readonly db: Db) {}
 
   async create(kind: EntityKind, p: Principal, body: EntityJson): Promise<EntityView> {
-    const n = this.prepare(kind, body)
+    const n = await this.prepare(kind, body)
     return this.write(kind, async (tx) => {
       await this.checkReferences(tx, kind, p.orgId, n)
       const m = mapper(kind)
@@ -76,7 +84,7 @@ export class EntityService {
 
   async update(kind: EntityKind, p: Principal, id: string, body: EntityJson): Promise<EntityView> {
     if (body.id !== undefined && body.id !== id) throw invalid([{ field: 'id', message: 'does not match the id in the path' }])
-    const n = this.prepare(kind, body)
+    const n = await this.prepare(kind, body)
     return this.write(kind, async (tx) => {
       await this.checkReferences(tx, kind, p.orgId, n)
       const m = mapper(kind)
@@ -111,11 +119,16 @@ export class EntityService {
     return row.id
   }
 
-  private prepare(kind: EntityKind, body: EntityJson): Json {
+  private async prepare(kind: EntityKind, body: EntityJson): Promise<Json> {
     const r = resources[kind]
     const errors: FieldError[] = validateEntityRules(r, body)
     if (errors.length) throw invalid(errors)
-    return normalizeEntityBody(r, body)
+    const n = normalizeEntityBody(r, body)
+    if (COMPILED_IMPLEMENTATIONS.has(kind) && typeof n.implementation === 'string') {
+      const check = await checkImplementation(n.implementation)
+      if (!check.ok) throw invalid([{ field: 'implementation', message: `does not compile: ${check.message}` }])
+    }
+    return n
   }
 
   private async checkReferences(tx: DbOrTx, kind: EntityKind, orgId: string, n: Json): Promise<void> {
