@@ -1,11 +1,12 @@
 /**
- * The admin command: orgs, users, bots and tokens, and verifying an org's audit chain. `run(argv, io)` is the
+ * The admin command: orgs, users, bots and tokens, users' identities in other services, and verifying an org's
+ * audit chain. `run(argv, io)` is the
  * whole program so tests drive it in process; `main.ts` wires it to the real database and stdout.
  */
 import { parseArgs } from 'node:util'
 import { AccountError, createBot, createOrg, createUser, findOrg, issueToken, listTokens, revokeToken, type Db } from '@opensym/db'
 import { parseDuration } from '@opensym/domain'
-import { verifyAuditChain } from '@opensym/engine'
+import { deleteIdentities, IdentityConflictError, listIdentities, setIdentity, verifyAuditChain } from '@opensym/engine'
 
 export interface Io {
   out(text: string): void
@@ -21,6 +22,11 @@ const USAGE = `usage: admin <command> [--json]
   token issue --org <slug> (--bot <name> | --user <email>) [--expires 30d] [--label <label>]
   token revoke <token-id>
   token list [--org <slug>]
+  identities list --org <slug> [--user <email>] [--service <service>]
+  identities set --org <slug> --user <email> --service <service> --service-id <id> --external-id <id>
+  identities delete --org <slug> --user <email> --service <service> [--service-id <id>]
+      (how users are known in other services: service okta|aws_sso|aws_iam|github|…, service id = the
+       integration's external_id, external id = the user's id there; found by email and stored when first needed)
   audit verify --org <slug>   (recomputes the org's audit hash chain; exit 1 naming the first broken entry)`
 
 const OPTIONS = {
@@ -34,6 +40,9 @@ const OPTIONS = {
   user: { type: 'string' },
   expires: { type: 'string' },
   label: { type: 'string' },
+  service: { type: 'string' },
+  'service-id': { type: 'string' },
+  'external-id': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const
 
@@ -46,6 +55,14 @@ function need(values: Values, key: keyof Values): string {
 }
 
 const iso = (d: Date | null) => (d ? d.toISOString() : null)
+
+/** A user of the org by email (or bot name). */
+async function findUser(db: Db, orgId: string, orgSlug: string, who: string) {
+  const key = who.trim()
+  const user = await db.user.findFirst({ where: { orgId, OR: [{ email: key.toLowerCase() }, { username: key }] }, select: { id: true, email: true, username: true } })
+  if (!user) throw new AccountError(`no user "${who}" in org ${orgSlug}`)
+  return user
+}
 
 /** Runs one admin command; returns the process exit code. */
 export async function run(argv: readonly string[], db: Db, io: Io): Promise<number> {
@@ -122,6 +139,40 @@ export async function run(argv: readonly string[], db: Db, io: Io): Promise<numb
         print(rows, rows.map((r) => `${r.id}  ${r.org}  ${r.owner}  ${r.revoked_at ? 'revoked' : r.expires_at ?? 'no expiry'}  ${r.label ?? ''}`).join('\n') || 'no tokens')
         return 0
       }
+      case 'identities list': {
+        const org = await findOrg(db, need(values, 'org'))
+        const user = values.user ? await findUser(db, org.id, org.slug, values.user) : undefined
+        const rows = await listIdentities(db, { orgId: org.id, userId: user?.id, service: values.service })
+        const json = rows.map((r) => ({ user: r.user, service: r.service, service_id: r.serviceId, external_id: r.externalUserId, updated_at: iso(r.updatedAt) }))
+        print(json, json.map((r) => `${r.user}  ${r.service}:${r.service_id}  ${r.external_id}`).join('\n') || 'no identities')
+        return 0
+      }
+      case 'identities set': {
+        const [orgSlug, email, service, serviceId] = [need(values, 'org'), need(values, 'user'), need(values, 'service'), need(values, 'service-id')]
+        const externalId = need(values, 'external-id').trim()
+        if (!externalId) throw new UsageError('--external-id is required')
+        const org = await findOrg(db, orgSlug)
+        const user = await findUser(db, org.id, org.slug, email)
+        const { previous } = await setIdentity(db, { orgId: org.id, userId: user.id, service, serviceId, externalUserId: externalId })
+        const who = user.email ?? user.username
+        print(
+          { user: who, service, service_id: serviceId, external_id: externalId, previous },
+          `${who} is ${externalId} in ${service} ${serviceId}${previous && previous !== externalId ? ` (was ${previous})` : ''}`,
+        )
+        return 0
+      }
+      case 'identities delete': {
+        const [orgSlug, email, service] = [need(values, 'org'), need(values, 'user'), need(values, 'service')]
+        const org = await findOrg(db, orgSlug)
+        const user = await findUser(db, org.id, org.slug, email)
+        const deleted = await deleteIdentities(db, { orgId: org.id, userId: user.id, service, serviceId: values['service-id'] })
+        const who = user.email ?? user.username
+        print(
+          { user: who, service, service_id: values['service-id'] ?? null, deleted },
+          `deleted ${deleted} ${service} identit${deleted === 1 ? 'y' : 'ies'} of ${who}; the next escalation finds it again (getIdentity reducer, then email)`,
+        )
+        return 0
+      }
       case 'audit verify': {
         const org = await findOrg(db, need(values, 'org'))
         const result = await verifyAuditChain(db, org.id)
@@ -140,7 +191,7 @@ export async function run(argv: readonly string[], db: Db, io: Io): Promise<numb
         throw new UsageError(`unknown command "${[noun, verb].filter(Boolean).join(' ')}"; run with --help for usage`)
     }
   } catch (e) {
-    if (e instanceof UsageError || e instanceof AccountError) {
+    if (e instanceof UsageError || e instanceof AccountError || e instanceof IdentityConflictError) {
       io.out(`error: ${e.message}`)
       return e instanceof UsageError ? 2 : 1
     }

@@ -11,6 +11,11 @@ export const WorkerConfigSchema = Type.Object({
   queuePrefix: Type.String({ minLength: 1, pattern: '^[A-Za-z0-9_-]+$', default: 'opensym' }),
   logLevel: Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)), { default: 'info' }),
   dbPoolSize: Type.Integer({ minimum: 1, default: 20 }),
+  /**
+   * Prepare each distinct statement once per connection (less PostgreSQL CPU per step). Turn off behind a pooler
+   * in transaction mode that does not track prepared statements (PgBouncer before 1.21).
+   */
+  dbPreparedStatements: Type.Boolean({ default: true }),
   /** Jobs processed at once per queue (request, approve, deny, escalate, deescalate, expire-request). */
   concurrency: Type.Integer({ minimum: 1, maximum: 1000, default: 10 }),
   /** Attempts per job before its step fails for good (and a failed revocation is reported). */
@@ -32,6 +37,7 @@ const ENV_NAMES: Record<keyof WorkerConfig, string> = {
   queuePrefix: 'QUEUE_PREFIX',
   logLevel: 'LOG_LEVEL',
   dbPoolSize: 'WORKER_DB_POOL_SIZE',
+  dbPreparedStatements: 'WORKER_DB_PREPARED_STATEMENTS',
   concurrency: 'WORKER_CONCURRENCY',
   jobAttempts: 'JOB_ATTEMPTS',
   jobBackoffMs: 'JOB_BACKOFF_MS',
@@ -42,14 +48,18 @@ const ENV_NAMES: Record<keyof WorkerConfig, string> = {
   deescalateRetryCooldownMs: 'DEESCALATE_RETRY_COOLDOWN_MS',
 }
 
-const NUMERIC = new Set<string>(Object.entries(WorkerConfigSchema.properties).filter(([, s]) => (s as { type?: unknown }).type === 'integer').map(([k]) => k))
+const ofType = (type: string) => new Set<string>(Object.entries(WorkerConfigSchema.properties).filter(([, s]) => (s as { type?: unknown }).type === type).map(([k]) => k))
+const NUMERIC = ofType('integer')
+const BOOLEAN = ofType('boolean')
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): WorkerConfig {
   const raw: Record<string, unknown> = {}
   for (const [key, name] of Object.entries(ENV_NAMES)) {
     const v = env[name]
     if (v === undefined || v === '') continue
-    raw[key] = NUMERIC.has(key) && /^\d+$/.test(v) ? Number(v) : v
+    if (NUMERIC.has(key) && /^\d+$/.test(v)) raw[key] = Number(v)
+    else if (BOOLEAN.has(key) && /^(true|false|1|0)$/i.test(v)) raw[key] = /^(true|1)$/i.test(v)
+    else raw[key] = v
   }
   const value = Value.Default(WorkerConfigSchema, raw)
   const errors = [...Value.Errors(WorkerConfigSchema, value)]

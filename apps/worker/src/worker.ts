@@ -28,7 +28,7 @@ export interface WorkerExtensions {
 const CONNECT_TIMEOUT_MS = 5000
 
 export async function startWorker(config: WorkerConfig, log: Logger, extensions: WorkerExtensions = {}): Promise<RunningWorker> {
-  const db = createDb(config.databaseUrl, { poolSize: config.dbPoolSize })
+  const db = createDb(config.databaseUrl, { poolSize: config.dbPoolSize, preparedStatements: config.dbPreparedStatements })
   // BullMQ workers need maxRetriesPerRequest: null (blocking commands must not be retried by ioredis).
   const redis = new Redis(config.redisUrl, { lazyConnect: true, maxRetriesPerRequest: null, connectTimeout: CONNECT_TIMEOUT_MS })
   // ioredis reports only "Connection is closed." when connect() fails; the cause arrives as an 'error' event.

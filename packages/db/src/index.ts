@@ -1,4 +1,5 @@
 // The one place that imports Prisma. Other packages use createDb() and the types re-exported here.
+import { createHash } from 'node:crypto'
 import { PrismaPg } from '@prisma/adapter-pg'
 import { type Prisma, PrismaClient } from './generated/prisma/client.js'
 
@@ -30,12 +31,34 @@ export type DbOrTx = Db | Tx
 export interface CreateDbOptions {
   /** Maximum connections in the pg pool. Default 10. */
   poolSize?: number
+  /**
+   * Name every distinct SQL text, so that each pool connection parses and plans it once (server-side prepared
+   * statements) instead of on every execution: less CPU in PostgreSQL per query. Not behind a pooler in transaction
+   * mode that does not track prepared statements (PgBouncer before 1.21 or without `max_prepared_statements`).
+   * Default false.
+   */
+  preparedStatements?: boolean
 }
 
 export function createDb(url: string, options: CreateDbOptions = {}): Db {
   if (!url) throw new Error('createDb: the database URL is empty (is DATABASE_URL set?)')
   // The Prisma 7 client has no Rust engine; it talks to PostgreSQL through this pg-based adapter.
-  return new PrismaClient({ adapter: new PrismaPg({ connectionString: url, max: options.poolSize ?? 10 }) })
+  const adapter = new PrismaPg({ connectionString: url, max: options.poolSize ?? 10 }, options.preparedStatements ? { statementNameGenerator: statementNames() } : {})
+  return new PrismaClient({ adapter })
+}
+
+/** Distinct SQL texts named by a hash of the text (pg prepares a name once per connection, then binds it). */
+function statementNames(): (query: { sql: string }) => string {
+  const names = new Map<string, string>()
+  return ({ sql }) => {
+    let name = names.get(sql)
+    if (name === undefined) {
+      name = `s_${createHash('sha256').update(sql).digest('base64url').slice(0, 24)}`
+      // The texts are the application's own, so few; the cap only guards against a generator of unique texts.
+      if (names.size < 10_000) names.set(sql, name)
+    }
+    return name
+  }
 }
 
 /** Runs `fn` in the caller's transaction if given one, else in a new interactive transaction. */

@@ -5,7 +5,7 @@
  * every hash after it, and `verifyAuditChain` names the first entry that no longer matches.
  */
 import { createHash } from 'node:crypto'
-import { toJson, type DbOrTx, type Tx } from '@opensym/db'
+import type { DbOrTx, Tx } from '@opensym/db'
 import { TEMPLATE_SRN, type EventChannel, type EventStatus } from '@opensym/domain'
 import type { RunSnapshot } from './snapshot.js'
 
@@ -134,44 +134,94 @@ export function chainHash(prevHash: string, entry: unknown): string {
   return createHash('sha256').update(prevHash).update('\n').update(canonicalJson(entry)).digest('hex')
 }
 
+/** A user as an entry names them, built by PostgreSQL (`json_build_object`) in {@link loadEntryInput}. */
+const entryUserJson = (u: string) =>
+  `json_build_object('id', ${u}."id", 'type', ${u}."type", 'email', ${u}."email", 'username', ${u}."username", 'firstName', ${u}."firstName", 'lastName', ${u}."lastName")`
+
+/** A row of {@link ENTRY_INPUT_COLUMNS}. */
+export interface EntryInputRow {
+  readonly id: string
+  readonly runId: string
+  readonly name: string
+  readonly channel: EventChannel
+  readonly status: EventStatus
+  readonly error: string | null
+  readonly fields: unknown
+  readonly createdAt: Date
+  readonly completedAt: Date | null
+  readonly actor: EntryUser | null
+  readonly orgId: string
+  readonly orgSlug: string
+  readonly flowId: string | null
+  readonly flowSlug: string
+  readonly flowVersion: number
+  readonly runFields: unknown
+  readonly durationSeconds: number | null
+  readonly snapshot: unknown
+  readonly actors: ReadonlyArray<{ step: string; user: EntryUser }>
+}
+
+/**
+ * What {@link buildLogEntry} needs, selected from `e` — the event row, a table or an `UPDATE … RETURNING` — in one
+ * round trip: the event with its actor, its run and org, and the actor of each earlier step of the run that did
+ * not fail, then this event's own (taken from `e`, so that an event updated by the same statement counts as it is
+ * now), in order.
+ */
+export const ENTRY_INPUT_COLUMNS = `
+  e."id", e."runId", e."name", e."channel"::text AS "channel", e."status"::text AS "status", e."error", e."fields",
+  e."createdAt", e."completedAt",
+  CASE WHEN a."id" IS NULL THEN NULL ELSE ${entryUserJson('a')} END AS "actor",
+  r."orgId", o."slug" AS "orgSlug", r."flowId", r."flowSlug", r."flowVersion", r."fields" AS "runFields", r."durationSeconds", r."snapshot",
+  COALESCE((SELECT json_agg(x."actor" ORDER BY x."seq") FROM (
+    SELECT p."seq", json_build_object('step', p."name", 'user', ${entryUserJson('u')}) AS "actor"
+    FROM "RunEvent" p JOIN "User" u ON u."id" = p."actorId"
+    WHERE p."runId" = e."runId" AND p."seq" < e."seq" AND p."status" <> 'error'
+    UNION ALL
+    SELECT e."seq", json_build_object('step', e."name", 'user', ${entryUserJson('a')}) WHERE a."id" IS NOT NULL AND e."status" <> 'error'
+  ) x), '[]'::json) AS "actors"`
+
+/** Joins {@link ENTRY_INPUT_COLUMNS} needs after `FROM e`. */
+export const ENTRY_INPUT_JOINS = `
+  JOIN "Run" r ON r."id" = e."runId"
+  JOIN "Organization" o ON o."id" = r."orgId"
+  LEFT JOIN "User" a ON a."id" = e."actorId"`
+
+const ENTRY_INPUT_SQL = `SELECT ${ENTRY_INPUT_COLUMNS} FROM "RunEvent" e ${ENTRY_INPUT_JOINS} WHERE e."id" = $1::uuid`
+
+export type LoadedEntryInput = EntryInput & { readonly orgId: string; readonly flowId: string | null }
+
 /** Loads what {@link buildLogEntry} needs for one event: the event, its run and org, and the run's actors so far. */
-export async function loadEntryInput(db: DbOrTx, eventId: string): Promise<EntryInput & { readonly orgId: string; readonly flowId: string | null }> {
-  const event = await db.runEvent.findUniqueOrThrow({
-    where: { id: eventId },
-    include: {
-      actor: { select: { id: true, type: true, email: true, username: true, firstName: true, lastName: true } },
-      run: { include: { org: { select: { slug: true } } } },
-    },
-  })
-  const earlier = await db.runEvent.findMany({
-    where: { runId: event.runId, seq: { lte: event.seq }, actorId: { not: null }, status: { not: 'error' } },
-    orderBy: { seq: 'asc' },
-    select: { name: true, actor: { select: { id: true, type: true, email: true, username: true, firstName: true, lastName: true } } },
-  })
-  const run = event.run
+export async function loadEntryInput(db: DbOrTx, eventId: string): Promise<LoadedEntryInput> {
+  const [row] = await db.$queryRawUnsafe<EntryInputRow[]>(ENTRY_INPUT_SQL, eventId)
+  if (!row) throw new Error(`loadEntryInput: no event ${eventId}`)
+  return entryInputOf(row)
+}
+
+/** A row of {@link ENTRY_INPUT_COLUMNS} as {@link buildLogEntry} takes it. */
+export function entryInputOf(row: EntryInputRow): LoadedEntryInput {
   return {
-    orgId: run.orgId,
-    flowId: run.flowId,
-    orgSlug: run.org.slug,
+    orgId: row.orgId,
+    flowId: row.flowId,
+    orgSlug: row.orgSlug,
     run: {
-      id: run.id,
-      flowSlug: run.flowSlug,
-      flowVersion: run.flowVersion,
-      fields: asRecord(run.fields),
-      durationSeconds: run.durationSeconds,
-      snapshot: (run.snapshot && typeof run.snapshot === 'object' && 'flow' in run.snapshot ? run.snapshot : null) as RunSnapshot | null,
+      id: row.runId,
+      flowSlug: row.flowSlug,
+      flowVersion: row.flowVersion,
+      fields: asRecord(row.runFields),
+      durationSeconds: row.durationSeconds,
+      snapshot: (row.snapshot && typeof row.snapshot === 'object' && 'flow' in row.snapshot ? row.snapshot : null) as RunSnapshot | null,
     },
     event: {
-      id: event.id,
-      name: event.name,
-      channel: event.channel,
-      status: event.status,
-      error: event.error,
-      fields: asRecord(event.fields),
-      timestamp: event.completedAt ?? event.createdAt,
-      actor: event.actor,
+      id: row.id,
+      name: row.name,
+      channel: row.channel,
+      status: row.status,
+      error: row.error,
+      fields: asRecord(row.fields),
+      timestamp: row.completedAt ?? row.createdAt,
+      actor: row.actor,
     },
-    actors: earlier.flatMap((e) => (e.actor ? [{ step: e.name, user: e.actor }] : [])),
+    actors: row.actors,
   }
 }
 
@@ -183,35 +233,41 @@ function asRecord(value: unknown): Record<string, unknown> {
  * Writes the audit entry of a completed event, chained after the org's last entry. Call it inside the transaction
  * that completes the event, as its last statement: it locks the org's chain head until commit. A second call for
  * the same event does nothing, so a retried step never writes two entries.
+ *
+ * One statement locks the head, appends the entry with the hash of the head's (the same as {@link chainHash}:
+ * SHA-256 over `<prevHash>\n<canonical JSON>`, computed by PostgreSQL from the canonical JSON given) and moves the
+ * head, so the org's chain is locked for that statement and the commit only. The org's first entry creates the
+ * head first.
  */
 export async function recordAudit(tx: Tx, eventId: string): Promise<LogEntry | undefined> {
-  const input = await loadEntryInput(tx, eventId)
+  return appendAudit(tx, await loadEntryInput(tx, eventId))
+}
+
+/** {@link recordAudit} with the event's entry input loaded already (as `completeEvent` gets it with its update). */
+export async function appendAudit(tx: Tx, input: LoadedEntryInput): Promise<LogEntry | undefined> {
+  const eventId = input.event.id
   if (input.event.status === 'pending') throw new Error(`recordAudit: event ${eventId} is still pending`)
+  const entry = buildLogEntry(input)
+  const canonical = canonicalJson(entry)
+  const append = () => tx.$executeRaw`
+    WITH head AS (
+      SELECT "seq", "hash" FROM "AuditChainHead" WHERE "orgId" = ${input.orgId}::uuid FOR UPDATE
+    ), appended AS (
+      INSERT INTO "AuditEntry" ("id", "orgId", "seq", "runId", "eventId", "flowId", "userId", "eventType", "timestamp", "entry", "prevHash", "hash")
+      SELECT ${entry.id}::uuid, ${input.orgId}::uuid, head."seq" + 1, ${input.run.id}::uuid, ${eventId}::uuid, ${input.flowId}::uuid,
+             ${input.event.actor?.id ?? null}::uuid, ${input.event.name}, ${input.event.timestamp}::timestamptz, ${JSON.stringify(entry)}::jsonb,
+             head."hash", encode(sha256(convert_to(head."hash" || E'\n' || ${canonical}::text, 'UTF8')), 'hex')
+      FROM head
+      WHERE NOT EXISTS (SELECT 1 FROM "AuditEntry" WHERE "eventId" = ${eventId}::uuid)
+      RETURNING "seq", "hash"
+    )
+    UPDATE "AuditChainHead" SET "seq" = appended."seq", "hash" = appended."hash" FROM appended WHERE "AuditChainHead"."orgId" = ${input.orgId}::uuid`
+  if ((await append()) === 1) return entry
+  // Nothing appended: the entry exists already (a retried step), or this is the org's first entry.
   const existing = await tx.auditEntry.findUnique({ where: { eventId }, select: { id: true } })
   if (existing) return undefined
-  const entry = buildLogEntry(input)
   await tx.$executeRaw`INSERT INTO "AuditChainHead" ("orgId", "seq", "hash") VALUES (${input.orgId}::uuid, 0, ${GENESIS_HASH}) ON CONFLICT DO NOTHING`
-  const [head] = await tx.$queryRaw<Array<{ seq: bigint; hash: string }>>`SELECT "seq", "hash" FROM "AuditChainHead" WHERE "orgId" = ${input.orgId}::uuid FOR UPDATE`
-  if (!head) throw new Error(`recordAudit: no chain head for org ${input.orgId}`)
-  const seq = head.seq + 1n
-  const hash = chainHash(head.hash, entry)
-  await tx.auditEntry.create({
-    data: {
-      id: entry.id,
-      orgId: input.orgId,
-      seq,
-      runId: input.run.id,
-      eventId,
-      flowId: input.flowId,
-      userId: input.event.actor?.id ?? null,
-      eventType: input.event.name,
-      timestamp: input.event.timestamp,
-      entry: toJson(entry),
-      prevHash: head.hash,
-      hash,
-    },
-  })
-  await tx.auditChainHead.update({ where: { orgId: input.orgId }, data: { seq, hash } })
+  if ((await append()) !== 1) throw new Error(`recordAudit: could not append the entry of event ${eventId} to the chain of org ${input.orgId}`)
   return entry
 }
 

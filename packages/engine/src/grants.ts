@@ -28,14 +28,17 @@ export interface LockedGrant {
   readonly identity: string
 }
 
-/** Creates the grant row if needed and locks it until the transaction ends: calls for one grant never overlap. */
+/**
+ * Creates the grant row if needed and locks it until the transaction ends: calls for one grant never overlap. One
+ * round trip: an insert that, on conflict, "updates" the existing row to itself, which locks it like `FOR UPDATE`
+ * (waiting for a holder to commit) and returns it as committed now.
+ */
 export async function lockGrantByKey(tx: Tx, orgId: string, key: string, strategyType: string, identity: string): Promise<LockedGrant> {
-  await tx.$executeRaw`
+  const [grant] = await tx.$queryRaw<LockedGrant[]>`
     INSERT INTO "Grant" ("id", "orgId", "key", "strategyType", "identity", "updatedAt")
     VALUES (${randomUUID()}::uuid, ${orgId}::uuid, ${key}, ${strategyType}, ${identity}, now())
-    ON CONFLICT ("orgId", "key") DO NOTHING`
-  const [grant] = await tx.$queryRaw<LockedGrant[]>`
-    SELECT "id", "applied", "identity" FROM "Grant" WHERE "orgId" = ${orgId}::uuid AND "key" = ${key} FOR UPDATE`
+    ON CONFLICT ("orgId", "key") DO UPDATE SET "key" = EXCLUDED."key"
+    RETURNING "id", "applied", "identity"`
   if (!grant) throw new Error(`grant ${key} vanished while being locked`)
   return grant
 }

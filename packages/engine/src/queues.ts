@@ -131,6 +131,14 @@ export class EngineQueues {
   }
 
   /**
+   * The ids of a queue's jobs that are still to run (waiting, delayed, prioritized, active, waiting for children),
+   * in one round trip: the reconciler checks its many rows against this instead of asking per job.
+   */
+  async liveJobIds(kind: QueueKind): Promise<Set<string>> {
+    return new Set(await this.queue(kind).getRanges(['active', 'waiting', 'delayed', 'prioritized', 'waiting-children'], 0, -1))
+  }
+
+  /**
    * Makes sure a job with this id will run: adds it when Redis has none (lost, or removed when it completed) and
    * replaces a failed one. Returns whether a job was added.
    */

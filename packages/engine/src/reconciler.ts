@@ -115,6 +115,8 @@ export class Reconciler {
 
   private async deescalations(): Promise<number> {
     const cooldownSince = new Date(this.clock().getTime() - this.cooldownMs)
+    // Jobs Redis has and will run need no look each; only the others go through `ensure`.
+    const live = await this.queues.liveJobIds('deescalate')
     let added = 0
     for (let cursor: string | undefined; ; ) {
       const rows = await this.db.run.findMany({
@@ -129,8 +131,8 @@ export class Reconciler {
         take: this.batchSize,
         select: { id: true, expiresAt: true },
       })
-      added += await this.each(rows, ({ id, expiresAt }) =>
-        this.queues.ensure('deescalate', jobIds.deescalation(id), () => this.queues.scheduleDeescalation(id, expiresAt!)),
+      added += await this.each(rows, async ({ id, expiresAt }) =>
+        live.has(jobIds.deescalation(id)) ? false : this.queues.ensure('deescalate', jobIds.deescalation(id), () => this.queues.scheduleDeescalation(id, expiresAt!)),
       )
       if (rows.length < this.batchSize) return added
       cursor = rows.at(-1)!.id
@@ -138,6 +140,7 @@ export class Reconciler {
   }
 
   private async expiries(): Promise<number> {
+    const live = await this.queues.liveJobIds('expire')
     let added = 0
     for (let cursor: string | undefined; ; ) {
       const rows = await this.db.run.findMany({
@@ -146,8 +149,8 @@ export class Reconciler {
         take: this.batchSize,
         select: { id: true, requestExpiresAt: true },
       })
-      added += await this.each(rows, ({ id, requestExpiresAt }) =>
-        this.queues.ensure('expire', jobIds.expiry(id), () => this.queues.scheduleExpiry(id, requestExpiresAt!)),
+      added += await this.each(rows, async ({ id, requestExpiresAt }) =>
+        live.has(jobIds.expiry(id)) ? false : this.queues.ensure('expire', jobIds.expiry(id), () => this.queues.scheduleExpiry(id, requestExpiresAt!)),
       )
       if (rows.length < this.batchSize) return added
       cursor = rows.at(-1)!.id

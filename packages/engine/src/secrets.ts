@@ -7,11 +7,15 @@
  * - `env` (self-hosted): the value is the environment variable `path` of this process. Only variables whose names
  *   start with {@link ENV_SECRET_PREFIX} can be read, so configuration (a bot token with Terraform rights) can never
  *   read DATABASE_URL or any other variable of the deployment.
- * - `aws_secrets_manager`: not implemented yet (the strategies, identities and secrets issue); resolving one fails
- *   with an error that says so.
+ * - `aws_secrets_manager`: `GetSecretValue` of the secret named `path` (its current version, `SecretString`, or a
+ *   UTF-8 `SecretBinary`), through the `permission_context` integration named by the source's `settings.context_id`
+ *   (its role assumed with STS, its region; see `aws.ts` for endpoints and credentials). Throttling, 5xx and
+ *   connection failures are {@link RetryableStrategyError}s; anything else a {@link SecretError}.
  */
+import { GetSecretValueCommand } from '@aws-sdk/client-secrets-manager'
 import type { DbOrTx } from '@opensym/db'
-import type { SecretResolver } from './strategy.js'
+import { Aws, awsFailure, permissionContext } from './aws.js'
+import { RetryableStrategyError, type SecretResolver } from './strategy.js'
 
 /** The prefix every variable read through an `env` secret source must have (also documented in provider-schema). */
 export const ENV_SECRET_PREFIX = 'OPENSYM_SECRET_'
@@ -38,10 +42,26 @@ export interface SecretRecord {
   readonly source: { readonly id: string; readonly type: string; readonly settings: unknown }
 }
 
+/** A `permission_context` integration, as `aws_secrets_manager` sources need it. */
+export interface PermissionContextRecord {
+  readonly id: string
+  readonly type: string
+  readonly externalId: string
+  readonly settings: unknown
+}
+
 export interface ReadSecretOptions {
   /** The environment `env` sources read. Default `process.env`. */
   readonly env?: Readonly<Record<string, string | undefined>>
+  /** AWS clients for `aws_secrets_manager` sources. Default: one shared `Aws()` (SDK defaults and environment). */
+  readonly aws?: Aws
+  /** Finds the integration a source's `settings.context_id` names (in the secret's org). */
+  readonly integration?: (id: string) => Promise<PermissionContextRecord | null | undefined>
 }
+
+let sharedAws: Aws | undefined
+const defaultAws = () => (sharedAws ??= new Aws())
+const asRecord = (v: unknown): Record<string, unknown> => (v && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : {})
 
 const describe = (secret: Pick<SecretRecord, 'id' | 'path'>) => `sym_secret ${secret.id} (path "${secret.path}")`
 
@@ -69,13 +89,40 @@ async function readRaw(secret: SecretRecord, options: ReadSecretOptions): Promis
       return value
     }
     case 'aws_secrets_manager':
-      throw new SecretError(
-        `${describe(secret)}: reading AWS Secrets Manager secrets is not implemented yet (it comes with the strategies, identities and secrets issue); use a sym_secrets source of type "env" for now`,
-        secret.id,
-      )
+      return readAwsSecret(secret, options)
     default:
       throw new SecretError(`${describe(secret)}: unknown secret source type "${secret.source.type}"`, secret.id)
   }
+}
+
+async function readAwsSecret(secret: SecretRecord, options: ReadSecretOptions): Promise<string> {
+  const contextId = asRecord(secret.source.settings).context_id
+  if (typeof contextId !== 'string' || contextId === '') {
+    throw new SecretError(`${describe(secret)}: its aws_secrets_manager source has no settings.context_id (the ID of a permission_context sym_integration)`, secret.id)
+  }
+  const integration = UUID_RE.test(contextId) && options.integration ? await options.integration(contextId) : undefined
+  if (!integration) throw new SecretError(`${describe(secret)}: its source's settings.context_id ${contextId} is not a sym_integration of this organization`, secret.id)
+  if (integration.type !== 'permission_context') {
+    throw new SecretError(`${describe(secret)}: its source's settings.context_id names a "${integration.type}" integration; it must be a permission_context`, secret.id)
+  }
+  const aws = options.aws ?? defaultAws()
+  let context
+  try {
+    context = permissionContext(asRecord(integration.settings), `permission_context integration ${integration.externalId || integration.id}`, aws.defaultRegion)
+  } catch (e) {
+    throw new SecretError(`${describe(secret)}: ${e instanceof Error ? e.message : String(e)}`, secret.id)
+  }
+  let out
+  try {
+    out = await aws.clients(context).secretsManager().send(new GetSecretValueCommand({ SecretId: secret.path }))
+  } catch (e) {
+    const failure = awsFailure(e, 'secretsmanager GetSecretValue')
+    if (failure instanceof RetryableStrategyError) throw new RetryableStrategyError(`${describe(secret)}: ${failure.message}`, failure.retryAfterMs, { cause: failure })
+    throw new SecretError(`${describe(secret)}: ${failure.message}`, secret.id)
+  }
+  if (typeof out.SecretString === 'string' && out.SecretString !== '') return out.SecretString
+  if (out.SecretBinary && out.SecretBinary.byteLength > 0) return Buffer.from(out.SecretBinary).toString('utf8')
+  throw new SecretError(`${describe(secret)}: the AWS Secrets Manager secret has no value (neither SecretString nor SecretBinary)`, secret.id)
 }
 
 /** A secret's value: the source's value, or the `json_key` of it when the secret's settings name one. */
@@ -122,6 +169,9 @@ export function createSecretResolver(options: SecretResolverOptions): SecretReso
       select: { id: true, path: true, settings: true, source: { select: { id: true, type: true, settings: true } } },
     })
     if (!secret) throw new SecretError(`no sym_secret with id ${secretId} in this organization`, secretId)
-    return readSecretValue(secret, options)
+    return readSecretValue(secret, {
+      ...options,
+      integration: (id) => db.integration.findFirst({ where: { id, orgId }, select: { id: true, type: true, externalId: true, settings: true } }),
+    })
   }
 }

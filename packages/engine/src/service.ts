@@ -21,7 +21,7 @@ import { EngineError, invalidRequest, type EngineErrorKind } from './errors.js'
 import { bindTargetSettings, FLOW_FOR_REQUEST, flowParams, readSnapshot, resolveTarget, snapshotOf, type TargetRow } from './flows.js'
 import type { EngineQueues, EventStep } from './queues.js'
 import { defaultPermissions, silentLogger, systemClock, type Clock, type EngineLogger, type PermissionResolver } from './seams.js'
-import { appendEvent, lockRun } from './store.js'
+import { appendEvent, lockRun, runColumns } from './store.js'
 import { runSummaryView, runView, USER_SELECT, type RunSummaryView, type RunView, type UserRow } from './views.js'
 
 export interface RunServiceDeps {
@@ -258,10 +258,15 @@ export class RunService {
     return { runs: page.map((r) => runSummaryView(r, org.slug)), next_cursor: rows.length > limit && last ? encodeCursor(last) : null }
   }
 
+  /** The run with its requester and org slug, in one round trip. */
   private async findRun(p: Principal, runId: string): Promise<Run & { requester: UserRow; org: { slug: string } }> {
-    const run = UUID.test(runId)
-      ? await this.db.run.findFirst({ where: { id: runId.toLowerCase(), orgId: p.orgId }, include: { requester: { select: USER_SELECT }, org: { select: { slug: true } } } })
-      : null
+    const [run] = UUID.test(runId)
+      ? await this.db.$queryRaw<Array<Run & { requester: UserRow; org: { slug: string } }>>`
+          SELECT ${runColumns('r')}, json_build_object('id', u."id", 'type', u."type", 'username', u."username", 'email', u."email", 'firstName', u."firstName", 'lastName', u."lastName") AS "requester",
+                 json_build_object('slug', o."slug") AS "org"
+          FROM "Run" r JOIN "User" u ON u."id" = r."requesterId" JOIN "Organization" o ON o."id" = r."orgId"
+          WHERE r."id" = ${runId.toLowerCase()}::uuid AND r."orgId" = ${p.orgId}::uuid`
+      : []
     if (!run || !this.mayRead(p, run.requesterId)) throw new EngineError('NOT_FOUND', `no run with id ${runId}`)
     return run
   }

@@ -8,16 +8,18 @@
  * transaction, so calls for one grant never overlap and a crash before commit leaves nothing recorded (the retry
  * calls the idempotent strategy again and records it once) — and read the target back where it can tell.
  */
-import type { Db, DbOrTx, RunEvent, Tx } from '@opensym/db'
+import { setTimeout as sleep } from 'node:timers/promises'
+import type { Db, DbOrTx, Run, RunEvent, Tx } from '@opensym/db'
 import { accessExpiresAt, failureStatus, isFinished, nextStep, transition, type Step } from '@opensym/domain'
 import { buildLogEntry, loadEntryInput } from './audit.js'
 import { flowParams, readSnapshot } from './flows.js'
 import { grantKey, lockGrant, lockGrantByKey } from './grants.js'
+import { resolveIdentity, type IdentityReducer } from './identities.js'
 import { createSecretResolver } from './secrets.js'
 import type { EngineQueues, EventStep } from './queues.js'
 import { logReporter, silentLogger, systemClock, type Clock, type EngineLogger, type ErrorReporter } from './seams.js'
 import type { RunSnapshot } from './snapshot.js'
-import { appendEvent, casRun, completeEvent, lockRun } from './store.js'
+import { appendEvent, casRun, completeEvent, lockRun, runColumns, runEventColumns } from './store.js'
 import { RetryableStrategyError, StrategyError, type SecretResolver, type Strategy, type StrategyCall, type StrategyOutput, type StrategyRegistry, type Subject } from './strategy.js'
 
 /** Where a job stands in its retries. */
@@ -69,6 +71,8 @@ export interface StepRunnerDeps {
    * inside one). Default: `createSecretResolver` (env sources).
    */
   readonly secrets?: SecretsFor
+  /** The flow's `getIdentity` reducer (identities.ts; the sandbox issue wires it). Default: none. */
+  readonly getIdentity?: IdentityReducer
   readonly reporter?: ErrorReporter
   readonly logger?: EngineLogger
   readonly clock?: Clock
@@ -81,8 +85,16 @@ export interface StepRunnerDeps {
 /** The secret resolver of an org, reading through `db`. */
 export type SecretsFor = (orgId: string, db: DbOrTx) => SecretResolver
 const defaultSecrets: SecretsFor = (orgId, db) => createSecretResolver({ db, orgId })
-/** How soon a step waiting for an earlier event of its run looks again. */
+/**
+ * A step waiting for an earlier event of its run (an approval arriving while its request is still being processed)
+ * looks again after each of these pauses, in process, before it gives its slot up and comes back later.
+ */
+const ORDER_WAITS_MS = [5, 10, 20, 40] as const
+/** Then how soon the job comes back. */
 const ORDER_RETRY_MS = 100
+
+/** A run as the escalate and de-escalate steps read it first: with its requester's names and its lease, if any. */
+type RunToChange = Run & { requesterEmail: string | null; requesterUsername: string; leaseId: string | null; leaseGrantId: string | null }
 
 const message = (e: unknown) => (e instanceof Error ? e.message : String(e))
 
@@ -91,6 +103,7 @@ export class StepRunner {
   private readonly queues: EngineQueues
   private readonly strategies: StrategyRegistry
   private readonly secrets: SecretsFor
+  private readonly getIdentity: IdentityReducer | undefined
   private readonly reporter: ErrorReporter
   private readonly logger: EngineLogger
   private readonly clock: Clock
@@ -102,6 +115,7 @@ export class StepRunner {
     this.queues = deps.queues
     this.strategies = deps.strategies
     this.secrets = deps.secrets ?? defaultSecrets
+    this.getIdentity = deps.getIdentity
     this.logger = deps.logger ?? silentLogger
     this.reporter = deps.reporter ?? logReporter(this.logger)
     this.clock = deps.clock ?? systemClock
@@ -111,9 +125,13 @@ export class StepRunner {
 
   /** Processes the pending event `eventId`, whatever its step. */
   async processEvent(eventId: string, ctx: StepContext): Promise<StepResult> {
-    const event = await this.db.runEvent.findUnique({ where: { id: eventId } })
-    if (!event || event.status !== 'pending') return 'noop'
-    await this.waitForEarlier(event)
+    // The event and how many earlier events of its run are still pending, in one round trip.
+    const [row] = await this.db.$queryRaw<Array<RunEvent & { earlier: number }>>`
+      SELECT ${runEventColumns('e')}, (SELECT count(*)::int FROM "RunEvent" p WHERE p."runId" = e."runId" AND p."seq" < e."seq" AND p."status" = 'pending') AS "earlier"
+      FROM "RunEvent" e WHERE e."id" = ${eventId}::uuid`
+    if (!row || row.status !== 'pending') return 'noop'
+    const { earlier, ...event } = row
+    if (earlier > 0) await this.waitForEarlier(event, true)
     switch (event.name as Step) {
       case 'request':
         return this.request(event, ctx)
@@ -131,22 +149,25 @@ export class StepRunner {
 
   /** The run's de-escalation is due (`expiresAt`): records the scheduled de-escalate event, then processes it. */
   async scheduledDeescalation(runId: string, ctx: StepContext): Promise<StepResult> {
-    const run = await this.db.run.findUnique({ where: { id: runId } })
+    const [run] = await this.db.$queryRaw<Array<Pick<Run, 'status' | 'expiresAt'>>>`SELECT "status"::text AS "status", "expiresAt" FROM "Run" WHERE "id" = ${runId}::uuid`
     if (!run || run.status !== 'escalated' || !run.expiresAt) return 'noop'
     const due = run.expiresAt.getTime() - this.clock().getTime()
     if (due > 0) throw new NotYet(due)
     const event = await this.db.$transaction(async (tx) => {
       const locked = await lockRun(tx, runId)
       if (locked.status !== 'escalated') return null
-      // A de-escalation in progress (a revoke, or this job's earlier attempt) is the one to finish.
-      const inProgress = await tx.runEvent.findFirst({ where: { runId, name: 'deescalate', status: 'pending' }, orderBy: { seq: 'asc' } })
-      if (inProgress) return inProgress
-      const approval = await tx.runEvent.findFirst({ where: { runId, name: 'approve', status: 'success' }, select: { actorId: true } })
-      return appendEvent(tx, locked, { name: 'deescalate', actorId: approval?.actorId ?? null, channel: 'internal', fields: { deescalate_type: 'scheduled' } })
+      // A de-escalation in progress (a revoke, or this job's earlier attempt) is the one to finish; otherwise the
+      // scheduled one is the approver's.
+      const [found] = await tx.$queryRaw<Array<{ inProgressId: string | null; approverId: string | null }>>`
+        SELECT (SELECT "id" FROM "RunEvent" WHERE "runId" = ${runId}::uuid AND "name" = 'deescalate' AND "status" = 'pending' ORDER BY "seq" LIMIT 1) AS "inProgressId",
+               (SELECT "actorId" FROM "RunEvent" WHERE "runId" = ${runId}::uuid AND "name" = 'approve' AND "status" = 'success' LIMIT 1) AS "approverId"`
+      if (found?.inProgressId) return tx.runEvent.findUniqueOrThrow({ where: { id: found.inProgressId } })
+      return appendEvent(tx, locked, { name: 'deescalate', actorId: found?.approverId ?? null, channel: 'internal', fields: { deescalate_type: 'scheduled' } })
     }, this.txOptions)
     if (!event) return 'noop'
     await this.waitForEarlier(event)
-    return this.deescalate(event, ctx)
+    // This job is the scheduled de-escalation: there is no other one to cancel afterwards.
+    return this.deescalate(event, ctx, { scheduled: true })
   }
 
   /** The request has waited its time for a decision: it expires. */
@@ -196,14 +217,17 @@ export class StepRunner {
       return { result: 'done' as const, next: nextEvent && { step: next as EventStep, id: nextEvent.id } }
     }, this.txOptions)
     if (outcome.result === 'done') {
-      await this.bestEffort('cancel the request expiry', () => this.queues.cancelExpiry(event.runId))
-      if (outcome.next) await this.queues.enqueueEvent(outcome.next.step, outcome.next.id)
+      const next = outcome.next
+      await Promise.all([
+        this.bestEffort('cancel the request expiry', () => this.queues.cancelExpiry(event.runId)),
+        next ? this.queues.enqueueEvent(next.step, next.id) : undefined,
+      ])
     }
     return outcome.result
   }
 
   private async escalate(event: RunEvent, ctx: StepContext): Promise<StepResult> {
-    const run = await this.db.run.findUniqueOrThrow({ where: { id: event.runId }, include: { requester: true } })
+    const run = await this.readRun(event.runId)
     const snapshot = readSnapshot(run.snapshot)
     const allowed = transition(run.status, 'escalate')
     if (!allowed.ok) return this.refuse(event, allowed.reason, ctx)
@@ -211,9 +235,12 @@ export class StepRunner {
       const { strategy: config, target } = snapshot
       if (!config || !target) throw new StrategyFailure('this run has no strategy or target to escalate with')
       const strategy = this.strategyFor(config.type)
-      const subject: Subject = { userId: run.requesterId, email: run.requester.email, username: run.requester.username }
+      const subject: Subject = { userId: run.requesterId, email: run.requesterEmail, username: run.requesterUsername }
       const base = { strategy: config, target, subject }
-      const identity = await this.callStrategy('identity', (signal) => strategy.identity({ ...base, secrets: this.secrets(run.orgId, this.db), signal }))
+      // Stored → getIdentity reducer → discovery by email → an error naming the user and service (identities.ts).
+      const identity = await this.callStrategy('identity', (signal) =>
+        resolveIdentity({ db: this.db, getIdentity: this.getIdentity }, strategy, { ...base, secrets: this.secrets(run.orgId, this.db), signal, orgId: run.orgId, runId: run.id, snapshot }),
+      )
       const key = grantKey(config, target, identity)
       const scheduleDeescalation = flowParams(snapshot.flow.params).schedule_deescalation
 
@@ -257,20 +284,23 @@ export class StepRunner {
       if (done.expiresAt) await this.queues.scheduleDeescalation(run.id, done.expiresAt)
       return 'done'
     } catch (e) {
-      if (!this.isFinal(e, ctx)) throw e
+      if (!this.isFinal(e, ctx)) {
+        await this.noteRetry(event.id, e, ctx)
+        throw e
+      }
       return this.fail(event, 'escalate', e, ctx, snapshot, 'Nothing was recorded as granted; if the target applied part of it, remove it by hand.')
     }
   }
 
-  private async deescalate(event: RunEvent, ctx: StepContext): Promise<StepResult> {
-    const run = await this.db.run.findUniqueOrThrow({ where: { id: event.runId }, include: { requester: true } })
+  private async deescalate(event: RunEvent, ctx: StepContext, opts: { scheduled?: boolean } = {}): Promise<StepResult> {
+    const run = await this.readRun(event.runId)
     const snapshot = readSnapshot(run.snapshot)
     const allowed = transition(run.status, 'deescalate')
     if (!allowed.ok) return this.refuse(event, allowed.reason, ctx)
-    const lease = await this.db.grantLease.findUnique({ where: { runId: run.id } })
+    const leaseId = run.leaseId
     try {
       const done = await this.db.$transaction(async (tx) => {
-        const grant = lease ? await lockGrant(tx, lease.grantId) : undefined
+        const grant = leaseId && run.leaseGrantId ? await lockGrant(tx, run.leaseGrantId) : undefined
         const locked = await lockRun(tx, run.id)
         if (!(await stillPending(tx, event.id))) return false
         const now0 = this.clock()
@@ -281,17 +311,23 @@ export class StepRunner {
         }
         let output: StrategyOutput | null = null
         let verified: boolean | null = null
-        const held = lease && (await tx.grantLease.findUnique({ where: { id: lease.id } }))
-        if (grant && held && !held.endedAt) {
-          await tx.grantLease.update({ where: { id: held.id }, data: { endedAt: now0 } })
-          const others = await tx.grantLease.count({ where: { grantId: grant.id, endedAt: null } })
+        // End the run's lease if it still holds one, and count the other active leases of the grant (the grant is
+        // locked: leases only start and end under its lock, so the count is current).
+        const [ended] =
+          grant && leaseId
+            ? await tx.$queryRaw<Array<{ others: number }>>`
+                UPDATE "GrantLease" SET "endedAt" = ${now0}::timestamptz WHERE "id" = ${leaseId}::uuid AND "endedAt" IS NULL
+                RETURNING (SELECT count(*)::int FROM "GrantLease" o WHERE o."grantId" = ${grant.id}::uuid AND o."endedAt" IS NULL AND o."id" <> ${leaseId}::uuid) AS "others"`
+            : []
+        if (grant && ended) {
+          const others = ended.others
           if (others === 0 && grant.applied) {
             // Last lease: remove the access, then read back that it is gone.
             const { strategy: config, target } = snapshot
             if (!config || !target) throw new StrategyFailure('this run has no strategy or target to de-escalate with')
             const strategy = this.strategyFor(config.type)
             const payload = await this.payload(tx, event.id)
-            const subject: Subject = { userId: run.requesterId, email: run.requester.email, username: run.requester.username }
+            const subject: Subject = { userId: run.requesterId, email: run.requesterEmail, username: run.requesterUsername }
             output = await this.callStrategy('deescalate', async (signal) => {
               const call: StrategyCall = { strategy: config, target, subject, identity: grant.identity, payload, secrets: this.secrets(run.orgId, tx), signal }
               const out = await strategy.deescalate(call)
@@ -314,10 +350,13 @@ export class StepRunner {
         return true
       }, this.txOptions)
       if (!done) return 'noop'
-      await this.bestEffort('cancel the scheduled de-escalation', () => this.queues.cancelDeescalation(run.id))
+      if (!opts.scheduled) await this.bestEffort('cancel the scheduled de-escalation', () => this.queues.cancelDeescalation(run.id))
       return 'done'
     } catch (e) {
-      if (!this.isFinal(e, ctx)) throw e
+      if (!this.isFinal(e, ctx)) {
+        await this.noteRetry(event.id, e, ctx)
+        throw e
+      }
       return this.fail(event, 'deescalate', e, ctx, snapshot, 'The access may still be in place: it stays recorded as escalated and the removal will be retried.')
     }
   }
@@ -399,10 +438,41 @@ export class StepRunner {
     return true
   }
 
-  /** Steps of a run happen in order: a later event waits until the earlier ones are done. */
-  private async waitForEarlier(event: RunEvent): Promise<void> {
-    const earlier = await this.db.runEvent.count({ where: { runId: event.runId, seq: { lt: event.seq }, status: 'pending' } })
-    if (earlier > 0) throw new NotYet(ORDER_RETRY_MS)
+  /**
+   * While a step is being retried its event shows why (`error`, `attempts`; the error is cleared when the step
+   * succeeds). Only on the failure path.
+   */
+  private async noteRetry(eventId: string, e: unknown, ctx: StepContext): Promise<void> {
+    const why = `attempt ${ctx.attempt} of ${ctx.maxAttempts} failed, retrying: ${message(e)}`
+    await this.bestEffort('note the retry on its event', () => this.db.$executeRaw`UPDATE "RunEvent" SET "error" = ${why}, "attempts" = ${ctx.attempt} WHERE "id" = ${eventId}::uuid AND "status" = 'pending'`)
+  }
+
+  /** The run with its requester's names and its lease (one round trip), for escalate and de-escalate. */
+  private async readRun(runId: string): Promise<RunToChange> {
+    const [run] = await this.db.$queryRaw<RunToChange[]>`
+      SELECT ${runColumns('r')}, u."email" AS "requesterEmail", u."username" AS "requesterUsername", l."id" AS "leaseId", l."grantId" AS "leaseGrantId"
+      FROM "Run" r JOIN "User" u ON u."id" = r."requesterId" LEFT JOIN "GrantLease" l ON l."runId" = r."id"
+      WHERE r."id" = ${runId}::uuid`
+    if (!run) throw new Error(`run ${runId} not found`)
+    return run
+  }
+
+  /**
+   * Steps of a run happen in order: a later event waits until the earlier ones are done — briefly in process (the
+   * earlier step is usually being processed right now), then by coming back later.
+   */
+  private async waitForEarlier(event: RunEvent, knownPending = false): Promise<void> {
+    const pendingEarlier = async () => {
+      const [row] = await this.db.$queryRaw<Array<{ n: number }>>`
+        SELECT count(*)::int AS "n" FROM "RunEvent" WHERE "runId" = ${event.runId}::uuid AND "seq" < ${event.seq} AND "status" = 'pending'`
+      return row?.n ?? 0
+    }
+    if (!knownPending && (await pendingEarlier()) === 0) return
+    for (const ms of ORDER_WAITS_MS) {
+      await sleep(ms)
+      if ((await pendingEarlier()) === 0) return
+    }
+    throw new NotYet(ORDER_RETRY_MS)
   }
 
   private async bestEffort(what: string, fn: () => Promise<unknown>): Promise<void> {
@@ -415,7 +485,7 @@ export class StepRunner {
 }
 
 async function stillPending(tx: Tx, eventId: string): Promise<boolean> {
-  const e = await tx.runEvent.findUnique({ where: { id: eventId }, select: { status: true } })
+  const [e] = await tx.$queryRaw<Array<{ status: string }>>`SELECT "status"::text AS "status" FROM "RunEvent" WHERE "id" = ${eventId}::uuid`
   return e?.status === 'pending'
 }
 

@@ -2,14 +2,27 @@
  * The run and event writes every step is made of. All run in the caller's transaction:
  * lock the run, append or complete an event, compare-and-set the run's status on its version, audit.
  */
-import type { Prisma, RunEvent, Run, Tx } from '@opensym/db'
+import { randomUUID } from 'node:crypto'
+import { Prisma, type RunEvent, type Run, type Tx } from '@opensym/db'
 import type { EventChannel, RunStatus, Step } from '@opensym/domain'
-import { recordAudit } from './audit.js'
+import { appendAudit, ENTRY_INPUT_COLUMNS, ENTRY_INPUT_JOINS, entryInputOf, type EntryInputRow } from './audit.js'
 
-/** Locks the run row until the transaction ends and returns it as committed now. */
+const { join, raw, sql } = Prisma
+
+/**
+ * Every column of a model, as the generated client knows them, for raw queries (`r."id", r."orgId", …`): the rows
+ * are those model queries return, and a statement prepared once per connection keeps its shape across migrations
+ * (unlike `*`).
+ */
+const columnList = (fields: Record<string, string>) => (alias?: string) => raw(Object.values(fields).map((c) => `${alias ? `${alias}.` : ''}"${c}"`).join(', '))
+export const runColumns = columnList(Prisma.RunScalarFieldEnum)
+export const runEventColumns = columnList(Prisma.RunEventScalarFieldEnum)
+
+/** Locks the run row until the transaction ends and returns it as committed now (one round trip). */
 export async function lockRun(tx: Tx, runId: string): Promise<Run> {
-  await tx.$queryRaw`SELECT 1 FROM "Run" WHERE "id" = ${runId}::uuid FOR UPDATE`
-  return tx.run.findUniqueOrThrow({ where: { id: runId } })
+  const [run] = await tx.$queryRaw<Run[]>`SELECT ${runColumns()} FROM "Run" WHERE "id" = ${runId}::uuid FOR UPDATE`
+  if (!run) throw new Error(`run ${runId} not found`)
+  return run
 }
 
 /** The run changed under a step: the transaction must roll back; the step's retry re-reads everything. */
@@ -17,12 +30,16 @@ export class RunChangedError extends Error {
   override readonly name = 'RunChangedError'
 }
 
+/** The timestamps a transition sets on a run. */
+export type RunTimestamps = Partial<Record<(typeof RUN_TIMESTAMPS)[number], Date | null>>
+const RUN_TIMESTAMPS = ['decidedAt', 'escalatedAt', 'expiresAt', 'deescalatedAt', 'endedAt'] as const
+
 /** Moves the run from its current status to `to`, only if nobody changed it since it was read (same version). */
-export async function casRun(tx: Tx, run: Pick<Run, 'id' | 'version' | 'status'>, to: RunStatus, data: Prisma.RunUpdateManyMutationInput = {}): Promise<void> {
-  const { count } = await tx.run.updateMany({
-    where: { id: run.id, version: run.version, status: run.status },
-    data: { ...data, status: to, version: { increment: 1 } },
-  })
+export async function casRun(tx: Tx, run: Pick<Run, 'id' | 'version' | 'status'>, to: RunStatus, data: RunTimestamps = {}): Promise<void> {
+  const sets = RUN_TIMESTAMPS.filter((k) => data[k] !== undefined).map((k) => sql`${raw(`"${k}"`)} = ${data[k] ?? null}::timestamptz`)
+  const count = await tx.$executeRaw`
+    UPDATE "Run" SET ${join([...sets, sql`"status" = ${to}::"RunStatus"`, sql`"version" = "version" + 1`, sql`"updatedAt" = ${new Date()}::timestamptz`], ', ')}
+    WHERE "id" = ${run.id}::uuid AND "version" = ${run.version} AND "status" = ${run.status}::"RunStatus"`
   if (count !== 1) throw new RunChangedError(`run ${run.id} changed while moving it from ${run.status} to ${to}`)
 }
 
@@ -34,21 +51,17 @@ export interface NewEvent {
   readonly fields?: Record<string, unknown>
 }
 
-/** Appends a pending event to a run the transaction has locked. */
+/** Appends a pending event to a run the transaction has locked: the run's next `seq`, in one round trip. */
 export async function appendEvent(tx: Tx, run: Pick<Run, 'id' | 'orgId'>, event: NewEvent): Promise<RunEvent> {
-  const { _max } = await tx.runEvent.aggregate({ where: { runId: run.id }, _max: { seq: true } })
-  return tx.runEvent.create({
-    data: {
-      orgId: run.orgId,
-      runId: run.id,
-      seq: (_max.seq ?? 0) + 1,
-      name: event.name,
-      actorId: event.actorId,
-      submittedById: event.submittedById ?? null,
-      channel: event.channel,
-      fields: (event.fields ?? {}) as Prisma.InputJsonValue,
-    },
-  })
+  const [created] = await tx.$queryRaw<RunEvent[]>`
+    INSERT INTO "RunEvent" ("id", "orgId", "runId", "seq", "name", "actorId", "submittedById", "channel", "fields", "status", "attempts", "createdAt")
+    VALUES (${randomUUID()}::uuid, ${run.orgId}::uuid, ${run.id}::uuid,
+            (SELECT COALESCE(MAX("seq"), 0) + 1 FROM "RunEvent" WHERE "runId" = ${run.id}::uuid),
+            ${event.name}, ${event.actorId}::uuid, ${event.submittedById ?? null}::uuid, ${event.channel}::"EventChannel",
+            ${JSON.stringify(event.fields ?? {})}::jsonb, 'pending', 0, ${new Date()}::timestamptz)
+    RETURNING ${runEventColumns()}`
+  if (!created) throw new Error(`could not append a ${event.name} event to run ${run.id}`)
+  return created
 }
 
 export interface EventOutcome {
@@ -60,19 +73,23 @@ export interface EventOutcome {
   readonly completedAt: Date
 }
 
-/** Completes a pending event exactly once and writes its audit entry (last: it takes the org's chain lock). */
+/**
+ * Completes a pending event exactly once and writes its audit entry (last: it takes the org's chain lock). The
+ * update returns what the entry is made of, so this is two round trips: update, then append to the chain.
+ */
 export async function completeEvent(tx: Tx, eventId: string, outcome: EventOutcome): Promise<void> {
-  const { count } = await tx.runEvent.updateMany({
-    where: { id: eventId, status: 'pending' },
-    data: {
-      status: outcome.status,
-      error: outcome.error ?? null,
-      ...(outcome.output !== undefined ? { output: outcome.output as Prisma.InputJsonValue } : {}),
-      ...(outcome.verified !== undefined ? { verified: outcome.verified } : {}),
-      ...(outcome.attempts !== undefined ? { attempts: outcome.attempts } : {}),
-      completedAt: outcome.completedAt,
-    },
-  })
-  if (count !== 1) throw new RunChangedError(`event ${eventId} is no longer pending`)
-  await recordAudit(tx, eventId)
+  const sets = [
+    sql`"status" = ${outcome.status}::"EventStatus"`,
+    sql`"error" = ${outcome.error ?? null}`,
+    // A null output is stored as JSON null, as Prisma stores it.
+    ...(outcome.output !== undefined ? [sql`"output" = ${JSON.stringify(outcome.output)}::jsonb`] : []),
+    ...(outcome.verified !== undefined ? [sql`"verified" = ${outcome.verified}`] : []),
+    ...(outcome.attempts !== undefined ? [sql`"attempts" = ${outcome.attempts}`] : []),
+    sql`"completedAt" = ${outcome.completedAt}::timestamptz`,
+  ]
+  const [row] = await tx.$queryRaw<EntryInputRow[]>`
+    WITH e AS (UPDATE "RunEvent" SET ${join(sets, ', ')} WHERE "id" = ${eventId}::uuid AND "status" = 'pending' RETURNING *)
+    SELECT ${raw(ENTRY_INPUT_COLUMNS)} FROM e ${raw(ENTRY_INPUT_JOINS)}`
+  if (!row) throw new RunChangedError(`event ${eventId} is no longer pending`)
+  await appendAudit(tx, entryInputOf(row))
 }

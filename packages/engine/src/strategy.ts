@@ -1,7 +1,7 @@
 /**
  * The strategy interface: how access is granted (escalate) and removed (deescalate) in a target system, how the
- * change is read back, and how a user is known there. Each strategy type (http here; okta, aws_sso, aws_iam,
- * github, aws_lambda, custom later) implements it; the engine owns the ledger, retries and recording.
+ * change is read back, and how a user is known there. Each strategy type (http, okta, aws_sso, aws_iam, github,
+ * aws_lambda; custom later) implements it; the engine owns the ledger, retries, identities and recording.
  */
 
 /** The strategy as configured, copied into the run when it is requested (it must outlive configuration changes). */
@@ -91,10 +91,18 @@ export class RetryableStrategyError extends Error {
 export interface Strategy {
   readonly type: string
   /**
-   * The user's id in the target system (email for http; Okta user id; IAM user ARN…). Stored identities and the
-   * getIdentity reducer come first (strategies issue); this is the discovery step.
+   * The service users' identities are stored under (`UserIdentity.service`; the service id is the integration's
+   * `external_id`), e.g. `okta`, `aws_sso`, `github`. Set: the engine resolves identities in the reference's order
+   * (`identities.ts`: stored → getIdentity reducer → {@link identity} → error) and persists what it found. Unset
+   * (http, aws_lambda): {@link identity} alone answers and nothing is stored.
    */
-  identity(call: Omit<StrategyCall, 'identity' | 'payload'>): Promise<string>
+  readonly identityService?: string
+  /**
+   * The user's id in the target system (email for http; Okta user id; IAM user ARN…): discovery, by the user's
+   * email. Undefined when the target has no such user (the engine then fails the step naming the user and the
+   * service); a {@link StrategyError} for an ambiguous or refused lookup.
+   */
+  identity(call: Omit<StrategyCall, 'identity' | 'payload'>): Promise<string | undefined>
   /** Grants the access. Idempotent: "already granted" is success. */
   escalate(call: StrategyCall): Promise<StrategyOutput>
   /** Removes the access. Idempotent: "not granted" is success. */

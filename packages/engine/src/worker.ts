@@ -5,6 +5,7 @@
 import type { Db } from '@opensym/db'
 import { DelayedError, Worker, type Job } from 'bullmq'
 import type { Redis } from 'ioredis'
+import type { IdentityReducer } from './identities.js'
 import { EngineQueues, engineBackoff, parseJobData, QUEUE_KINDS, QUEUE_NAMES, type QueueKind } from './queues.js'
 import { Reconciler } from './reconciler.js'
 import { silentLogger, type Clock, type EngineLogger, type ErrorReporter } from './seams.js'
@@ -19,6 +20,8 @@ export interface EngineWorkerOptions {
   readonly prefix: string
   readonly strategies: StrategyRegistry
   readonly secrets?: SecretsFor
+  /** The flow's `getIdentity` reducer (see identities.ts). Default: none. */
+  readonly getIdentity?: IdentityReducer
   readonly reporter?: ErrorReporter
   readonly logger?: EngineLogger
   readonly clock?: Clock
@@ -54,6 +57,7 @@ export async function startEngineWorker(o: EngineWorkerOptions): Promise<EngineW
     queues,
     strategies: o.strategies,
     secrets: o.secrets,
+    getIdentity: o.getIdentity,
     reporter: o.reporter,
     logger,
     clock: o.clock,

@@ -57,10 +57,18 @@ describe('readSecretValue', () => {
     expect(nested.message).not.toContain('json-token')
   })
 
-  it('aws_secrets_manager is not implemented yet and says so', async () => {
-    const error = await secretError(readSecretValue({ id: 's2', path: 'sym/main/okta', settings: {}, source: { id: 'x', type: 'aws_secrets_manager', settings: { context_id: 'c' } } }))
-    expect(error.message).toBe(
-      'sym_secret s2 (path "sym/main/okta"): reading AWS Secrets Manager secrets is not implemented yet (it comes with the strategies, identities and secrets issue); use a sym_secrets source of type "env" for now',
+  it('aws_secrets_manager needs its source\'s context_id to name a permission_context integration', async () => {
+    const record = (settings: unknown): SecretRecord => ({ id: 's2', path: 'sym/main/okta', settings: {}, source: { id: 'x', type: 'aws_secrets_manager', settings } })
+    expect((await secretError(readSecretValue(record({})))).message).toBe(
+      'sym_secret s2 (path "sym/main/okta"): its aws_secrets_manager source has no settings.context_id (the ID of a permission_context sym_integration)',
+    )
+    expect((await secretError(readSecretValue(record({ context_id: 'c' })))).message).toBe(
+      'sym_secret s2 (path "sym/main/okta"): its source\'s settings.context_id c is not a sym_integration of this organization',
+    )
+    const id = randomUUID()
+    const slack = { id, type: 'slack', externalId: 'T1', settings: {} }
+    expect((await secretError(readSecretValue(record({ context_id: id }), { integration: async () => slack }))).message).toBe(
+      'sym_secret s2 (path "sym/main/okta"): its source\'s settings.context_id names a "slack" integration; it must be a permission_context',
     )
   })
 
@@ -96,15 +104,13 @@ describe('createSecretResolver (PostgreSQL)', () => {
     expect(await resolve(keyed.id)).toBe('json-token')
   })
 
-  it('refuses ids of other orgs, unknown ids and non-UUIDs, and names aws_secrets_manager as not implemented', async () => {
+  it('refuses ids of other orgs, unknown ids and non-UUIDs', async () => {
     const theirs = await secret(other.id, 'env', 'OPENSYM_SECRET_PLAIN')
     const resolve = createSecretResolver({ db, orgId: org.id, env })
     expect((await secretError(resolve(theirs.id))).message).toBe(`no sym_secret with id ${theirs.id} in this organization`)
     const unknown = randomUUID()
     expect((await secretError(resolve(unknown))).message).toBe(`no sym_secret with id ${unknown} in this organization`)
     expect((await secretError(resolve('nope'))).message).toBe('"nope" is not a sym_secret id (a UUID)')
-    const aws = await secret(org.id, 'aws_secrets_manager', 'sym/main/okta')
-    expect((await secretError(resolve(aws.id))).message).toContain('reading AWS Secrets Manager secrets is not implemented yet')
     const forbidden = await secret(org.id, 'env', 'DATABASE_URL')
     expect((await secretError(resolve(forbidden.id))).message).toContain('only reads environment variables named OPENSYM_SECRET_<NAME>')
   })

@@ -10,3 +10,28 @@ export {
   type Responder,
   type ScriptedResponse,
 } from './http-receiver.js'
+export { startFakeServer, type Fault, type FaultMatch, type FakeRequest, type FakeResponse, type FakeServer, type FakeServerOptions } from './fakes/core.js'
+export {
+  AwsFakeError,
+  FakeIam,
+  FakeIdentityStore,
+  FakeLambda,
+  FakeSecretsManager,
+  FakeSsoAdmin,
+  FakeSts,
+  startFakeAws,
+  type AwsErrorSpec,
+  type FakeAssignment,
+  type FakeAws,
+  type FakeAwsOptions,
+  type FakeAwsService,
+  type FakeIamGroup,
+  type FakeIamUser,
+  type FakeSession,
+  type FakeSsoUser,
+  type FakeRole,
+  type LambdaHandler,
+  type LambdaInvocation,
+} from './fakes/aws.js'
+export { startFakeOkta, type FakeOkta, type FakeOktaGroup, type FakeOktaOptions, type FakeOktaUser } from './fakes/okta.js'
+export { startFakeGithub, type FakeGithub, type FakeGithubOptions, type FakeGithubUser, type FakeInvitation, type FakeRepo } from './fakes/github.js'

@@ -129,8 +129,11 @@ const isPlainObject = (v: unknown): v is Record<string, unknown> => !!v && typeo
 
 const errorMessage = (e: unknown) => (typeof e === 'string' ? e : isPlainObject(e) && typeof e.message === 'string' ? e.message : JSON.stringify(e))
 
-/** Classifies a 2xx reply body. */
-function successOutput(step: string, text: string, truncated: boolean): StrategyOutput {
+/**
+ * Classifies a successful reply body against the `{body, errors}` contract (shared with aws_lambda): the output, a
+ * warning for anything unformatted, or a {@link StrategyError} carrying a non-empty `errors`.
+ */
+export function successOutput(step: string, text: string, truncated: boolean): StrategyOutput {
   const unformatted = (why: string): StrategyOutput => ({
     body: {},
     errors: [],
