@@ -6,7 +6,7 @@
 import { connect as http2Connect, constants as h2 } from 'node:http2'
 import { X509Certificate } from 'node:crypto'
 import * as grpc from '@grpc/grpc-js'
-import { afterEach, describe, expect, it } from 'vitest'
+import { afterEach, describe, expect, it, vi } from 'vitest'
 import { generateServerCertificate } from '../src/transport/index.js'
 import { GrpcError, GrpcServer, GrpcStatus, trustedClientCertificate, type Codec } from '../src/transport/grpc-server.js'
 import { clientIdentity } from './fixtures/transport-helpers.js'
@@ -104,7 +104,10 @@ describe('GrpcServer', () => {
       ),
     )
     await expect(call(client, '/test.Slow/Wait', Buffer.alloc(0), { deadline: Date.now() + 100 })).rejects.toMatchObject({ code: grpc.status.DEADLINE_EXCEEDED })
-    expect(aborted).toMatchObject({ code: GrpcStatus.DEADLINE_EXCEEDED })
+    // grpc-js enforces the same deadline on its side and cancels the stream; whichever timer fires first, the
+    // handler is aborted (a loaded CI machine decides the order).
+    await vi.waitFor(() => expect(aborted).toBeDefined())
+    expect([GrpcStatus.DEADLINE_EXCEEDED, GrpcStatus.CANCELLED]).toContain((aborted as { code: number }).code)
   })
 
   it('aborts the handler when the client cancels the call', async () => {
