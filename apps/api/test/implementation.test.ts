@@ -78,6 +78,19 @@ describe('flow implementations at apply time', () => {
     expect((res.body as ErrorResponse).errors[0]).toMatchObject({ field: 'implementation', message: expect.stringContaining('impl.ts:1:') })
   })
 
+  it('checks a custom strategy’s implementation, and only a custom one’s', async () => {
+    const integration = await ok(h, 'POST', 'entities/integrations', { body: { type: 'custom', slug: 'backoffice', external_id: 'bo-1', settings: {} } })
+    const target = await ok(h, 'POST', 'entities/access-targets', { body: { type: 'custom', slug: 'bo-refunds', settings: { role: 'refunds' } } })
+    const strategyBody = (slug: string, implementation: string, type = 'custom') => ({ type, slug, integration_id: integration.id, targets: [target.id], implementation: b64(implementation) })
+    const res = await call(h, 'POST', 'entities/access-strategies', { body: strategyBody('broken-custom', 'export async function escalate(targetId: string {\n}\n') })
+    expect(res.status).toBe(400)
+    expect((res.body as ErrorResponse).errors).toEqual([{ field: 'implementation', message: expect.stringMatching(/^does not compile: impl\.ts:1:/) }])
+
+    const source = "import { RetryableError, type AccessStrategy, type Event } from '@opensym/sdk'\nexport async function escalate(targetId: string, event: Event, strategy: AccessStrategy) { if (!targetId) throw new RetryableError('later'); return { id: await strategy.getRequesterIdentity(event) } }\nexport async function deescalate() {}\n"
+    const strategy = await ok(h, 'POST', 'entities/access-strategies', { body: strategyBody('backoffice', source) })
+    expect(strategy.implementation).toBe(b64(source))
+  })
+
   it('leaves the graph’s flow untouched', () => {
     expect(g.flow.slug).toBe('okta_access')
   })

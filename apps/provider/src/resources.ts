@@ -12,7 +12,7 @@ import {
   type DataSourceDef,
   type ResourceDef,
 } from '@opensym/provider-schema'
-import { SymApiError, type Call } from '@opensym/sdk'
+import { looksLikePython, PYTHON_NOT_RUNNABLE, SymApiError, type Call } from '@opensym/sdk'
 import { formatPath, fromApiView, terraformPath, toApiBody, type PathStep, type TfObject, type TfValue } from './convert.js'
 
 /** A value Terraform does not know yet (it depends on another resource). */
@@ -85,6 +85,10 @@ export class SymResource {
             at,
           ),
         )
+      }
+      // Sym's impl.py is accepted (configurations must apply unchanged), but said plainly: it will not run.
+      if (a.encoding === 'base64' && typeof v === 'string' && looksLikePython(v)) {
+        diags.push(warning('Python implementation cannot run yet', PYTHON_NOT_RUNNABLE, at))
       }
       if (name === 'vars' && typeof v === 'object' && !Array.isArray(v)) {
         for (const [k, x] of Object.entries(v)) {

@@ -110,6 +110,14 @@ describe('validate', () => {
     expect(paths(diags)).toEqual(['warning:vars["n"]', 'warning:vars["n"]', 'warning:vars["t"]', 'warning:params[0].prompt_field[0].allowed_values'])
   })
 
+  it('warns on the attribute that a Python implementation (Sym\'s impl.py) is stored but cannot run yet', () => {
+    const impl = 'from sym.sdk.annotations import reducer\n\n@reducer\ndef get_approvers(event):\n    return slack.channel("#access")\n'
+    const diags = sym(resources.flow).validate(flow({}, { implementation: impl }))
+    expect(paths(diags)).toEqual(['warning:implementation'])
+    expect(diags[0]!.detail).toContain('rewrite it in TypeScript with @opensym/sdk')
+    expect(sym(resources.flow).validate(flow({}, { implementation: 'export function getPermissions() { return {} }' }))).toEqual([])
+  })
+
   it('lets unknown values through', () => {
     const strategy: TfConfigObject = { ...planned(resources.strategy, { type: 'okta', name: 's', targets: [] }), integration_id: UNKNOWN, targets: [UNKNOWN, UNKNOWN] }
     expect(sym(resources.strategy).validate(strategy)).toEqual([])

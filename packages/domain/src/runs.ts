@@ -123,6 +123,8 @@ export type ApproveDenyPermission = 'admin' | 'member' | 'all_users' | readonly 
 export interface RequestPermission {
   readonly approveDeny: ApproveDenyPermission
   readonly allowSelfApproval: boolean
+  /** Who may see the request in the web app (stored with the run; admins always may). */
+  readonly webappView?: ApproveDenyPermission
 }
 
 export const DEFAULT_REQUEST_PERMISSION: RequestPermission = { approveDeny: 'admin', allowSelfApproval: false }

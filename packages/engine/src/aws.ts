@@ -11,13 +11,15 @@
  * - {@link awsFailure} turns an SDK error into the engine's classes: throttling, 429, 5xx, timeouts, connection
  *   errors and write conflicts are {@link RetryableStrategyError}s (with the service's `Retry-After` when it sent
  *   one); anything else is a {@link StrategyError} naming the operation and the AWS error code.
+ * - The SDK packages are loaded on first use ({@link awsSdk}): each takes 150–250 ms to import, and the API (which
+ *   imports the engine for its types and queues) and deployments without AWS strategies never need them.
  */
-import { IAMClient } from '@aws-sdk/client-iam'
-import { IdentitystoreClient } from '@aws-sdk/client-identitystore'
-import { LambdaClient } from '@aws-sdk/client-lambda'
-import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager'
-import { SSOAdminClient } from '@aws-sdk/client-sso-admin'
-import { AssumeRoleCommand, STSClient } from '@aws-sdk/client-sts'
+import type { IAMClient } from '@aws-sdk/client-iam'
+import type { IdentitystoreClient } from '@aws-sdk/client-identitystore'
+import type { LambdaClient } from '@aws-sdk/client-lambda'
+import type { SecretsManagerClient } from '@aws-sdk/client-secrets-manager'
+import type { SSOAdminClient } from '@aws-sdk/client-sso-admin'
+import type { STSClient } from '@aws-sdk/client-sts'
 import { parseRetryAfter } from './strategies/http.js'
 import { RetryableStrategyError, StrategyError } from './strategy.js'
 
@@ -26,7 +28,31 @@ import { RetryableStrategyError, StrategyError } from './strategy.js'
 // brings it back.
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true'
 
-export type AwsService = 'sts' | 'iam' | 'ssoAdmin' | 'identitystore' | 'lambda' | 'secretsManager'
+/** `load()` once, on first call; a failed load is tried again next time. */
+function once<T>(load: () => Promise<T>): () => Promise<T> {
+  let loading: Promise<T> | undefined
+  return () =>
+    (loading ??= load().catch((e: unknown) => {
+      loading = undefined
+      throw e
+    }))
+}
+
+/**
+ * The AWS SDK v3 packages, each imported on first use and then cached (types come from `import type`, so nothing
+ * is loaded before a call needs it). Strategies take their commands from here.
+ */
+export const awsSdk = {
+  iam: once(() => import('@aws-sdk/client-iam')),
+  identitystore: once(() => import('@aws-sdk/client-identitystore')),
+  lambda: once(() => import('@aws-sdk/client-lambda')),
+  secretsManager: once(() => import('@aws-sdk/client-secrets-manager')),
+  ssoAdmin: once(() => import('@aws-sdk/client-sso-admin')),
+  sts: once(() => import('@aws-sdk/client-sts')),
+} as const
+
+/** `firehose`, `kinesis` and `s3` are for log destinations (@opensym/reporting), which load those clients themselves. */
+export type AwsService = 'sts' | 'iam' | 'ssoAdmin' | 'identitystore' | 'lambda' | 'secretsManager' | 'firehose' | 'kinesis' | 's3'
 
 export interface AwsCredentials {
   readonly accessKeyId: string
@@ -80,17 +106,23 @@ export function permissionContext(settings: Readonly<Record<string, unknown>>, w
   return { roleArn, externalId: str(settings.external_id), region }
 }
 
-/** Clients for one permission context, sharing its (cached) credentials. */
+/** Clients for one permission context, sharing its (cached) credentials; each is made (and its SDK loaded) on first use. */
 export interface AwsClients {
   readonly context: PermissionContext
-  readonly iam: () => IAMClient
-  readonly ssoAdmin: () => SSOAdminClient
-  readonly identitystore: () => IdentitystoreClient
-  readonly lambda: () => LambdaClient
-  readonly secretsManager: () => SecretsManagerClient
+  readonly iam: () => Promise<IAMClient>
+  readonly ssoAdmin: () => Promise<SSOAdminClient>
+  readonly identitystore: () => Promise<IdentitystoreClient>
+  readonly lambda: () => Promise<LambdaClient>
+  readonly secretsManager: () => Promise<SecretsManagerClient>
+  /**
+   * The configuration (region, endpoint, this context's cached credentials) of any other SDK client, for code that
+   * loads that client itself (log destinations); `adopt` it to have `Aws.destroy()` close it.
+   */
+  readonly configFor: (service: AwsService) => AwsClientConfig
+  readonly adopt: <T extends { destroy(): void }>(client: T) => T
 }
 
-interface ClientConfig {
+export interface AwsClientConfig {
   region: string
   endpoint?: string
   credentials?: AwsCredentials | AwsCredentialsProvider
@@ -101,7 +133,7 @@ interface ClientConfig {
 export class Aws {
   readonly defaultRegion: string
   private readonly contexts = new Map<string, AwsClients>()
-  private readonly stsClients = new Map<string, STSClient>()
+  private readonly stsClients = new Map<string, Promise<STSClient>>()
   /** Every client made, to close on `destroy()`. */
   private readonly made = new Set<{ destroy(): void }>()
 
@@ -120,27 +152,31 @@ export class Aws {
       if (oldest !== undefined) this.contexts.delete(oldest)
     }
     const credentials = context.roleArn ? this.assumedRole(context) : this.options.credentials
-    const config = (service: AwsService): ClientConfig => this.config(service, context.region, credentials)
-    const lazy = <T extends { destroy(): void }>(make: () => T) => {
-      let client: T | undefined
-      return () => {
-        if (!client) this.made.add((client = make()))
+    const config = (service: AwsService): AwsClientConfig => this.config(service, context.region, credentials)
+    const lazy = <T extends { destroy(): void }>(make: () => Promise<T>) =>
+      once(async () => {
+        const client = await make()
+        this.made.add(client)
         return client
-      }
-    }
+      })
     const clients: AwsClients = {
       context,
-      iam: lazy(() => new IAMClient(config('iam'))),
-      ssoAdmin: lazy(() => new SSOAdminClient(config('ssoAdmin'))),
-      identitystore: lazy(() => new IdentitystoreClient(config('identitystore'))),
-      lambda: lazy(() => new LambdaClient(config('lambda'))),
-      secretsManager: lazy(() => new SecretsManagerClient(config('secretsManager'))),
+      iam: lazy(async () => new (await awsSdk.iam()).IAMClient(config('iam'))),
+      ssoAdmin: lazy(async () => new (await awsSdk.ssoAdmin()).SSOAdminClient(config('ssoAdmin'))),
+      identitystore: lazy(async () => new (await awsSdk.identitystore()).IdentitystoreClient(config('identitystore'))),
+      lambda: lazy(async () => new (await awsSdk.lambda()).LambdaClient(config('lambda'))),
+      secretsManager: lazy(async () => new (await awsSdk.secretsManager()).SecretsManagerClient(config('secretsManager'))),
+      configFor: config,
+      adopt: (client) => {
+        this.made.add(client)
+        return client
+      },
     }
     this.contexts.set(key, clients)
     return clients
   }
 
-  private config(service: AwsService, region: string, credentials: AwsCredentials | AwsCredentialsProvider | undefined): ClientConfig {
+  private config(service: AwsService, region: string, credentials: AwsCredentials | AwsCredentialsProvider | undefined): AwsClientConfig {
     const endpoint = this.options.endpoints?.[service] ?? this.options.endpoint
     return {
       region,
@@ -150,10 +186,12 @@ export class Aws {
     }
   }
 
-  private sts(region: string): STSClient {
+  private sts(region: string): Promise<STSClient> {
     let client = this.stsClients.get(region)
     if (!client) {
-      client = new STSClient(this.config('sts', region, this.options.credentials))
+      client = awsSdk.sts().then((sdk) => new sdk.STSClient(this.config('sts', region, this.options.credentials)))
+      // A failed load is not cached, so the next call tries again.
+      client.catch(() => this.stsClients.delete(region))
       this.stsClients.set(region, client)
     }
     return client
@@ -167,7 +205,8 @@ export class Aws {
     const roleArn = context.roleArn!
     const assume = async (): Promise<AwsCredentials> => {
       try {
-        const out = await this.sts(context.region).send(
+        const [sts, { AssumeRoleCommand }] = await Promise.all([this.sts(context.region), awsSdk.sts()])
+        const out = await sts.send(
           new AssumeRoleCommand({
             RoleArn: roleArn,
             RoleSessionName: 'opensym',
@@ -193,7 +232,7 @@ export class Aws {
   /** Closes every client's connections. */
   destroy(): void {
     for (const client of this.made) client.destroy()
-    for (const s of this.stsClients.values()) s.destroy()
+    for (const s of this.stsClients.values()) void s.then((c) => c.destroy(), () => undefined)
     this.made.clear()
     this.contexts.clear()
     this.stsClients.clear()

@@ -100,6 +100,7 @@ export function snapshotOf(orgSlug: string, flow: FlowForRequest, params: FlowPa
           ? { id: s.integration.id, type: s.integration.type, externalId: s.integration.externalId, settings: asRecord(s.integration.settings) }
           : null,
         settings: asRecord(s.settings),
+        ...(s.type === 'custom' && s.implementation ? { implementation: s.implementation } : {}),
       }
     : null
   const targetSnapshot: TargetSnapshot | null = target ? { id: target.id, type: target.type, slug: target.slug, label: target.label, settings: targetSettings } : null
@@ -116,6 +117,7 @@ export function snapshotOf(orgSlug: string, flow: FlowForRequest, params: FlowPa
       environmentSlug: flow.environment.slug,
       params: params as unknown as Record<string, unknown>,
       vars,
+      implementation: flow.implementation,
     },
     strategy: strategy,
     target: targetSnapshot,

@@ -6,6 +6,7 @@
 import type { Step } from '@opensym/domain'
 import { Queue, type BackoffStrategy, type JobsOptions } from 'bullmq'
 import type { Redis } from 'ioredis'
+import { traceQueue } from './telemetry.js'
 
 /** One queue per step kind, plus the delayed expiry of unanswered requests. */
 export const QUEUE_NAMES = {
@@ -15,6 +16,8 @@ export const QUEUE_NAMES = {
   escalate: 'escalate',
   deescalate: 'deescalate',
   expire: 'expire-request',
+  /** Request notification links, their timeouts, and completed events for the RunNotifier. */
+  notify: 'notify',
 } as const
 export type QueueKind = keyof typeof QUEUE_NAMES
 export const QUEUE_KINDS = Object.keys(QUEUE_NAMES) as QueueKind[]
@@ -30,22 +33,47 @@ export const isEventStep = (name: string): name is EventStep => (EVENT_STEPS as 
  * - `scheduled`: the run's de-escalation is due (deescalate queue), id `deescalate-<runId>`.
  * - `expire`: the run's request expires now (expire-request queue), id `expire-<runId>`.
  */
-export type JobData = { readonly eventId: string } | { readonly runId: string }
-export const JOB_NAMES = { event: 'event', scheduled: 'scheduled', expire: 'expire' } as const
+export type JobData = { readonly eventId: string } | { readonly runId: string } | { readonly runId: string; readonly index: number }
+/**
+ * Notify queue jobs:
+ * - `notify-request`: post link `index` of the run's notification chain, id `notify-request-<runId>-<index>`;
+ * - `notify-timeout`: link `index` timed out (delayed to its `dueAt`): forward to the next, id `notify-timeout-<runId>-<index>`;
+ * - `notify-event`: tell the RunNotifier the event completed, id `notify-event-<eventId>`.
+ */
+export const JOB_NAMES = {
+  event: 'event',
+  scheduled: 'scheduled',
+  expire: 'expire',
+  notifyRequest: 'notify-request',
+  notifyTimeout: 'notify-timeout',
+  notifyEvent: 'notify-event',
+} as const
 
 /** Job ids; BullMQ refuses ids with `:` and all-digit ids, which these never are. */
 export const jobIds = {
   event: (step: EventStep, eventId: string) => `${step}-${eventId}`,
   deescalation: (runId: string) => `deescalate-${runId}`,
   expiry: (runId: string) => `expire-${runId}`,
+  notifyRequest: (runId: string, index: number) => `notify-request-${runId}-${index}`,
+  notifyTimeout: (runId: string, index: number) => `notify-timeout-${runId}-${index}`,
+  notifyEvent: (eventId: string) => `notify-event-${eventId}`,
 }
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
 
 /** The payload of a job, checked against its name; a malformed job is a bug, never retried. */
-export function parseJobData(name: string, data: unknown): { kind: 'event'; eventId: string } | { kind: 'scheduled' | 'expire'; runId: string } {
+export function parseJobData(
+  name: string,
+  data: unknown,
+):
+  | { kind: 'event' | 'notify-event'; eventId: string }
+  | { kind: 'scheduled' | 'expire'; runId: string }
+  | { kind: 'notify-request' | 'notify-timeout'; runId: string; index: number } {
   const d = (data && typeof data === 'object' ? data : {}) as Record<string, unknown>
-  if (name === JOB_NAMES.event && typeof d.eventId === 'string' && UUID.test(d.eventId)) return { kind: 'event', eventId: d.eventId }
+  if ((name === JOB_NAMES.event || name === JOB_NAMES.notifyEvent) && typeof d.eventId === 'string' && UUID.test(d.eventId)) return { kind: name, eventId: d.eventId }
+  if ((name === JOB_NAMES.notifyRequest || name === JOB_NAMES.notifyTimeout) && typeof d.runId === 'string' && UUID.test(d.runId) && Number.isInteger(d.index) && (d.index as number) >= 0) {
+    return { kind: name, runId: d.runId, index: d.index as number }
+  }
   if ((name === JOB_NAMES.scheduled || name === JOB_NAMES.expire) && typeof d.runId === 'string' && UUID.test(d.runId)) {
     return { kind: name, runId: d.runId }
   }
@@ -96,7 +124,8 @@ export class EngineQueues {
   queue(kind: QueueKind): Queue {
     let q = this.queues.get(kind)
     if (!q) {
-      q = new Queue(QUEUE_NAMES[kind], { connection: this.options.connection, prefix: this.prefix })
+      // Producer spans; the job data carries the trace to the worker (telemetry.ts).
+      q = traceQueue(new Queue(QUEUE_NAMES[kind], { connection: this.options.connection, prefix: this.prefix }))
       this.queues.set(kind, q)
     }
     return q
@@ -115,6 +144,30 @@ export class EngineQueues {
   /** De-escalates the run at `at` (its `expiresAt`). */
   async scheduleDeescalation(runId: string, at: Date): Promise<void> {
     await this.queue('deescalate').add(JOB_NAMES.scheduled, { runId }, { ...this.jobOptions, jobId: jobIds.deescalation(runId), delay: delayUntil(at) })
+  }
+
+  /**
+   * Moves the request's expiry to `at` (a notification chain decides it): the delayed job is replaced. A job that is
+   * running cannot be removed; its processor re-reads `requestExpiresAt` and comes back later (NotYet) or is done.
+   */
+  async rescheduleExpiry(runId: string, at: Date): Promise<void> {
+    await this.queue('expire').remove(jobIds.expiry(runId))
+    await this.scheduleExpiry(runId, at)
+  }
+
+  /** Posts link `index` of the run's notification chain now. */
+  async enqueueNotifyRequest(runId: string, index: number): Promise<void> {
+    await this.queue('notify').add(JOB_NAMES.notifyRequest, { runId, index }, { ...this.jobOptions, jobId: jobIds.notifyRequest(runId, index) })
+  }
+
+  /** Forwards from link `index` at `at` (its timeout) unless someone decides first. */
+  async scheduleNotifyTimeout(runId: string, index: number, at: Date): Promise<void> {
+    await this.queue('notify').add(JOB_NAMES.notifyTimeout, { runId, index }, { ...this.jobOptions, jobId: jobIds.notifyTimeout(runId, index), delay: delayUntil(at) })
+  }
+
+  /** Tells the RunNotifier that an event completed. */
+  async enqueueNotifyEvent(eventId: string): Promise<void> {
+    await this.queue('notify').add(JOB_NAMES.notifyEvent, { eventId }, { ...this.jobOptions, jobId: jobIds.notifyEvent(eventId) })
   }
 
   /** Best effort: a job already running cannot be removed (BullMQ returns 0), and its processor then does nothing. */

@@ -4,7 +4,7 @@
  * when overdue), every requested run its expiry job. Job ids are derived from ids, so re-adding an existing job is
  * a no-op; `EngineQueues.ensure` adds only what is missing and replaces failed jobs.
  */
-import type { Db } from '@opensym/db'
+import { Prisma, type Db } from '@opensym/db'
 import { isEventStep, jobIds, type EngineQueues } from './queues.js'
 import { silentLogger, systemClock, type Clock, type EngineLogger } from './seams.js'
 
@@ -31,6 +31,8 @@ export interface ReconcileReport {
   readonly deescalations: number
   /** Request expiry jobs added. */
   readonly expiries: number
+  /** Notify jobs added: links to post, link timeouts, events the RunNotifier has not heard about. */
+  readonly notifications: number
 }
 
 /** Redis round trips in flight at once while checking jobs. */
@@ -89,8 +91,13 @@ export class Reconciler {
   }
 
   private async pass(): Promise<ReconcileReport> {
-    const report = { events: await this.pendingEvents(), deescalations: await this.deescalations(), expiries: await this.expiries() }
-    if (report.events || report.deescalations || report.expiries) this.logger.info(report, 'reconciled lost or missing jobs')
+    const report = {
+      events: await this.pendingEvents(),
+      deescalations: await this.deescalations(),
+      expiries: await this.expiries(),
+      notifications: (await this.links()) + (await this.announcements()),
+    }
+    if (report.events || report.deescalations || report.expiries || report.notifications) this.logger.info(report, 'reconciled lost or missing jobs')
     return report
   }
 
@@ -151,6 +158,56 @@ export class Reconciler {
       })
       added += await this.each(rows, async ({ id, requestExpiresAt }) =>
         live.has(jobIds.expiry(id)) ? false : this.queues.ensure('expire', jobIds.expiry(id), () => this.queues.scheduleExpiry(id, requestExpiresAt!)),
+      )
+      if (rows.length < this.batchSize) return added
+      cursor = rows.at(-1)!.id
+    }
+  }
+
+  /**
+   * Requested runs' notification chains: the link to post now (link 0, or the one after a forwarded link) and the
+   * timeout of a posted link that is not the last (the last one's is the request's expiry, `expiries`).
+   */
+  private async links(): Promise<number> {
+    const live = await this.queues.liveJobIds('notify')
+    let added = 0
+    for (let cursor: string | undefined; ; ) {
+      const rows = await this.db.$queryRaw<Array<{ id: string; runId: string; index: number; postedAt: Date | null; dueAt: Date | null; last: boolean }>>`
+        SELECT n."id", n."runId", n."index", n."postedAt", n."dueAt",
+               NOT EXISTS (SELECT 1 FROM "RunNotification" x WHERE x."runId" = n."runId" AND x."index" > n."index") AS "last"
+        FROM "RunNotification" n JOIN "Run" r ON r."id" = n."runId"
+        WHERE n."forwardedAt" IS NULL AND r."status" = 'requested'
+          AND (n."index" = 0 OR EXISTS (SELECT 1 FROM "RunNotification" p WHERE p."runId" = n."runId" AND p."index" = n."index" - 1 AND p."forwardedAt" IS NOT NULL))
+          ${cursor ? Prisma.sql`AND n."id" > ${cursor}::uuid` : Prisma.empty}
+        ORDER BY n."id" LIMIT ${this.batchSize}`
+      added += await this.each(rows, async ({ runId, index, postedAt, dueAt, last }) => {
+        if (!postedAt) {
+          const id = jobIds.notifyRequest(runId, index)
+          return live.has(id) ? false : this.queues.ensure('notify', id, () => this.queues.enqueueNotifyRequest(runId, index))
+        }
+        if (!dueAt || last) return false
+        const id = jobIds.notifyTimeout(runId, index)
+        return live.has(id) ? false : this.queues.ensure('notify', id, () => this.queues.scheduleNotifyTimeout(runId, index, dueAt))
+      })
+      if (rows.length < this.batchSize) return added
+      cursor = rows.at(-1)!.id
+    }
+  }
+
+  /** Completed events the RunNotifier has not heard about (`notifiedAt` null). */
+  private async announcements(): Promise<number> {
+    const before = new Date(this.clock().getTime() - this.graceMs)
+    const live = await this.queues.liveJobIds('notify')
+    let added = 0
+    for (let cursor: string | undefined; ; ) {
+      const rows = await this.db.runEvent.findMany({
+        where: { notifiedAt: null, status: { not: 'pending' }, completedAt: { lt: before }, ...(cursor ? { id: { gt: cursor } } : {}) },
+        orderBy: { id: 'asc' },
+        take: this.batchSize,
+        select: { id: true },
+      })
+      added += await this.each(rows, async ({ id }) =>
+        live.has(jobIds.notifyEvent(id)) ? false : this.queues.ensure('notify', jobIds.notifyEvent(id), () => this.queues.enqueueNotifyEvent(id)),
       )
       if (rows.length < this.batchSize) return added
       cursor = rows.at(-1)!.id

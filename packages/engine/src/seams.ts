@@ -2,7 +2,8 @@
  * What the engine is given rather than reaching for: a clock, a logger, where to report failures, and who may
  * decide a run. Each has a default that later issues replace (the Slack error logger, getPermissions reducers).
  */
-import { DEFAULT_REQUEST_PERMISSION, type RequestPermission } from '@opensym/domain'
+import { parseRequestPermission, UNROUTED_PERMISSION, type RequestPermission } from '@opensym/domain'
+import type { DestinationData } from '@opensym/sdk/flow'
 import type { RunSnapshot } from './snapshot.js'
 
 export type Clock = () => Date
@@ -42,9 +43,69 @@ export function logReporter(logger: EngineLogger): ErrorReporter {
 }
 
 /**
- * Who may approve, deny and revoke a run. The flow's `getPermissions` reducer answers this in a later issue; until
- * then every flow gets Sym's default (admins decide, no self-approval).
+ * Who may approve, deny and revoke a run, as the API checks it. The worker computes the permission when it routes
+ * the request (the flow's `getPermissions`, legacy `getApprovers`, or Sym's default: admins decide, no
+ * self-approval) and stores it on the run (`permission`); the worker checks every decision again when it
+ * processes it, so it is the authority.
  */
-export type PermissionResolver = (run: { readonly id: string; readonly requesterId: string; readonly snapshot: RunSnapshot }) => Promise<RequestPermission> | RequestPermission
+export type PermissionResolver = (run: {
+  readonly id: string
+  readonly requesterId: string
+  readonly snapshot: RunSnapshot
+  /** `Run.permission` as stored; null until the request is routed. */
+  readonly permission: unknown
+}) => Promise<RequestPermission> | RequestPermission
 
-export const defaultPermissions: PermissionResolver = () => DEFAULT_REQUEST_PERMISSION
+/**
+ * The stored permission; before routing, only what holds for every flow (no self-approval, guests per
+ * `allow_guest_interaction`: `UNROUTED_PERMISSION`), and the worker decides the rest.
+ */
+export const defaultPermissions: PermissionResolver = (run) => parseRequestPermission(run.permission) ?? UNROUTED_PERMISSION
+
+/**
+ * Where requests go and who hears what happened: the Slack app implements this (apps/api + the worker wire it in).
+ * The engine calls it from its `notify` queue after the change is committed, with retries; both methods must be
+ * idempotent (the same notice may arrive more than once) and may throw to be retried. Implementations read
+ * whatever else they need (the run, its events, the actor) from PostgreSQL.
+ */
+export interface RunNotifier {
+  /**
+   * A link of the run's notification chain (`getRequestNotifications`, or the default) is due: deliver the request
+   * card to its destinations. Idempotent per (runId, index). Throwing `NotificationUndeliverable` for a link whose
+   * destinations cannot be reached at all (no Slack install, unknown channel) moves the chain on when the link asks
+   * for it (`fallback.continueOnDeliveryFailure`); any other error is retried.
+   */
+  notifyRequest(notice: RequestNotice): Promise<void>
+  /**
+   * An event of the run completed (status success or error; approve, deny, escalate, deescalate, expire, or a
+   * refused/ignored action): update every copy of the run's card, DM the requester where the event calls for it,
+   * and tell a refused actor (event status error on a decision) privately. Idempotent per eventId.
+   */
+  notifyEvent(notice: EventNotice): Promise<void>
+}
+
+export interface RequestNotice {
+  readonly orgId: string
+  readonly runId: string
+  readonly environmentId: string
+  /** Position in the chain, from 0. */
+  readonly index: number
+  readonly destinations: readonly DestinationData[]
+  /** Seconds before the chain moves on (or the request expires after the last link); null: never. */
+  readonly timeoutSeconds: number | null
+}
+
+export interface EventNotice {
+  readonly orgId: string
+  readonly runId: string
+  readonly environmentId: string
+  readonly eventId: string
+}
+
+/** The destinations of one notification link cannot be delivered to (not retried). */
+export class NotificationUndeliverable extends Error {
+  override readonly name = 'NotificationUndeliverable'
+}
+
+/** No notifier configured (API-only deployments, most tests): nothing is posted anywhere. */
+export const silentNotifier: RunNotifier = { notifyRequest: async () => {}, notifyEvent: async () => {} }

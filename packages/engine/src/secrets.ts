@@ -12,9 +12,8 @@
  *   (its role assumed with STS, its region; see `aws.ts` for endpoints and credentials). Throttling, 5xx and
  *   connection failures are {@link RetryableStrategyError}s; anything else a {@link SecretError}.
  */
-import { GetSecretValueCommand } from '@aws-sdk/client-secrets-manager'
 import type { DbOrTx } from '@opensym/db'
-import { Aws, awsFailure, permissionContext } from './aws.js'
+import { Aws, awsFailure, awsSdk, permissionContext } from './aws.js'
 import { RetryableStrategyError, type SecretResolver } from './strategy.js'
 
 /** The prefix every variable read through an `env` secret source must have (also documented in provider-schema). */
@@ -114,7 +113,8 @@ async function readAwsSecret(secret: SecretRecord, options: ReadSecretOptions): 
   }
   let out
   try {
-    out = await aws.clients(context).secretsManager().send(new GetSecretValueCommand({ SecretId: secret.path }))
+    const [client, { GetSecretValueCommand }] = await Promise.all([aws.clients(context).secretsManager(), awsSdk.secretsManager()])
+    out = await client.send(new GetSecretValueCommand({ SecretId: secret.path }))
   } catch (e) {
     const failure = awsFailure(e, 'secretsmanager GetSecretValue')
     if (failure instanceof RetryableStrategyError) throw new RetryableStrategyError(`${describe(secret)}: ${failure.message}`, failure.retryAfterMs, { cause: failure })

@@ -13,8 +13,10 @@ import {
   transition,
   validateFlowInputs,
   DEFAULT_REQUEST_EXPIRY_SECONDS,
+  DEFAULT_REQUEST_PERMISSION,
   type Actor,
   type Principal,
+  type RunSource,
   type RunStatus,
 } from '@opensym/domain'
 import { EngineError, invalidRequest, type EngineErrorKind } from './errors.js'
@@ -96,8 +98,12 @@ export class RunService {
     this.permissions = deps.permissions ?? defaultPermissions
   }
 
-  /** Starts a run: validates the request against the flow, records the run and its `request` event, enqueues. */
-  async createRequest(p: Principal, input: RequestInput): Promise<{ run_id: string; event_id: string }> {
+  /**
+   * Starts a run: validates the request against the flow, records the run and its `request` event, enqueues.
+   * `via` is where the caller came from (the Slack app passes `slack`), checked against `allowed_sources`; it is an
+   * argument, not part of the body, so an API caller cannot claim to be Slack.
+   */
+  async createRequest(p: Principal, input: RequestInput, via: RunSource = 'api'): Promise<{ run_id: string; event_id: string }> {
     const ref = parseFlowRef(input.flow_srn)
     if (!ref.ok) throw invalidRequest([{ field: 'flow_srn', message: ref.reason }])
     const org = await this.db.organization.findUniqueOrThrow({ where: { id: p.orgId }, select: { slug: true } })
@@ -110,7 +116,7 @@ export class RunService {
       throw invalidRequest([{ field: 'flow_srn', message: `flow "${flow.slug}" is at version ${flow.version}; use "latest" or ${flow.version}` }])
     }
     const params = flowParams(flow.params)
-    const refusal = sourceRefusal(params.allowed_sources, 'api', flow.slug)
+    const refusal = sourceRefusal(params.allowed_sources, via, flow.slug)
     if (refusal) throw new EngineError('SOURCE_NOT_ALLOWED', refusal)
 
     const requester = await this.resolveRequester(p, input)
@@ -158,7 +164,7 @@ export class RunService {
         name: 'request',
         actorId: requester.id,
         submittedById: requester.id === p.userId ? null : p.userId,
-        channel: 'api',
+        channel: via,
       })
       return { runId: run.id, eventId: event.id }
     })
@@ -166,20 +172,20 @@ export class RunService {
     return { run_id: runId, event_id: eventId }
   }
 
-  /** Approves or denies a requested run, as the caller. */
-  async decide(p: Principal, decision: 'approve' | 'deny', input: DecisionInput): Promise<{ run_id: string; event_id: string }> {
+  /** Approves or denies a requested run, as the caller, from the API or Slack (`via`, the event's channel). */
+  async decide(p: Principal, decision: 'approve' | 'deny', input: DecisionInput, via: RunSource = 'api'): Promise<{ run_id: string; event_id: string }> {
     const run = await this.findRun(p, input.run_id)
     const snapshot = readSnapshot(run.snapshot)
     const params = flowParams(snapshot.flow.params)
     const allowed = transition(run.status, decision)
     if (!allowed.ok) throw new EngineError(INVALID_RUN[decision], allowed.reason)
-    const permission = await this.permissions({ id: run.id, requesterId: run.requesterId, snapshot })
+    const permission = await this.permissions({ id: run.id, requesterId: run.requesterId, snapshot, permission: run.permission })
     const refusal = decisionRefusal(actorOf(p), run.requesterId, permission, { allowGuestInteraction: params.allow_guest_interaction })
     if (refusal) throw new EngineError('FORBIDDEN', refusal)
     const message = input.decision_message?.trim()
     const event = await this.db.$transaction(async (tx) => {
       const locked = await this.lockForStep(tx, run.id, decision)
-      return appendEvent(tx, locked, { name: decision, actorId: p.userId, channel: 'api', fields: message ? { decision_message: message } : {} })
+      return appendEvent(tx, locked, { name: decision, actorId: p.userId, channel: via, fields: message ? { decision_message: message } : {} })
     })
     await this.enqueue(decision, event.id)
     return { run_id: run.id, event_id: event.id }
@@ -189,19 +195,20 @@ export class RunService {
    * De-escalates (revokes) an escalated run now, as the caller. A de-escalation already in progress is returned
    * instead of starting a second one.
    */
-  async revoke(p: Principal, runId: string): Promise<{ event_id: string; request_body: { run_id: string } }> {
+  async revoke(p: Principal, runId: string, via: RunSource = 'api'): Promise<{ event_id: string; request_body: { run_id: string } }> {
     const run = await this.findRun(p, runId)
     const snapshot = readSnapshot(run.snapshot)
     const params = flowParams(snapshot.flow.params)
     const allowed = transition(run.status, 'deescalate')
     if (!allowed.ok) throw new EngineError('DEESCALATE_INVALID_RUN', allowed.reason)
-    const permission = await this.permissions({ id: run.id, requesterId: run.requesterId, snapshot })
+    // An escalated run was routed; one from before permissions were stored had Sym's default.
+    const permission = await this.permissions({ id: run.id, requesterId: run.requesterId, snapshot, permission: run.permission ?? DEFAULT_REQUEST_PERMISSION })
     const refusal = revokeRefusal(actorOf(p), run.requesterId, permission, { allowRevoke: params.allow_revoke, allowGuestInteraction: params.allow_guest_interaction })
     if (refusal) throw new EngineError('FORBIDDEN', refusal)
     const event = await this.db.$transaction(async (tx) => {
       const locked = await this.lockForStep(tx, run.id, 'deescalate')
       const inProgress = await tx.runEvent.findFirst({ where: { runId: run.id, name: 'deescalate', status: 'pending' } })
-      return inProgress ?? appendEvent(tx, locked, { name: 'deescalate', actorId: p.userId, channel: 'api', fields: { deescalate_type: 'manual' } })
+      return inProgress ?? appendEvent(tx, locked, { name: 'deescalate', actorId: p.userId, channel: via, fields: { deescalate_type: 'manual' } })
     })
     await this.enqueue('deescalate', event.id)
     return { event_id: event.id, request_body: { run_id: run.id } }

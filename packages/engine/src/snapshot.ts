@@ -14,6 +14,8 @@ export interface FlowSnapshot {
   /** `params` as the entities API stores it (allow_revoke, schedule_deescalation, prompt_fields, …). */
   readonly params: Readonly<Record<string, unknown>>
   readonly vars: Readonly<Record<string, string>>
+  /** The flow's implementation source at request time (absent in runs from before it was kept). */
+  readonly implementation?: string
 }
 
 export interface RunSnapshot {

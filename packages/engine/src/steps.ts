@@ -9,14 +9,31 @@
  * calls the idempotent strategy again and records it once) — and read the target back where it can tell.
  */
 import { setTimeout as sleep } from 'node:timers/promises'
-import type { Db, DbOrTx, Run, RunEvent, Tx } from '@opensym/db'
-import { accessExpiresAt, failureStatus, isFinished, nextStep, transition, type Step } from '@opensym/domain'
+import type { Db, DbOrTx, Prisma, Run, RunEvent, Tx } from '@opensym/db'
+import {
+  accessExpiresAt,
+  decisionRefusal,
+  DEFAULT_REQUEST_PERMISSION,
+  failureStatus,
+  hookFailureStatus,
+  hookNames,
+  interpretHookReply,
+  isFinished,
+  nextStep,
+  parseRequestPermission,
+  transition,
+  type HookDecision,
+  type HookStep,
+  type Step,
+} from '@opensym/domain'
 import { buildLogEntry, loadEntryInput } from './audit.js'
 import { flowParams, readSnapshot } from './flows.js'
 import { grantKey, lockGrant, lockGrantByKey } from './grants.js'
 import { resolveIdentity, type IdentityReducer } from './identities.js'
 import { createSecretResolver } from './secrets.js'
+import { storeChain } from './notifications.js'
 import type { EngineQueues, EventStep } from './queues.js'
+import { DEFAULT_PERMISSION_DATA, defaultNotifications, type EventCall, type FlowRuntime, type Routing } from './runtime.js'
 import { logReporter, silentLogger, systemClock, type Clock, type EngineLogger, type ErrorReporter } from './seams.js'
 import type { RunSnapshot } from './snapshot.js'
 import { appendEvent, casRun, completeEvent, lockRun, runColumns, runEventColumns } from './store.js'
@@ -71,8 +88,13 @@ export interface StepRunnerDeps {
    * inside one). Default: `createSecretResolver` (env sources).
    */
   readonly secrets?: SecretsFor
-  /** The flow's `getIdentity` reducer (identities.ts; the sandbox issue wires it). Default: none. */
+  /** The flow's `getIdentity` reducer (identities.ts). Default: the flow runtime's, when there is one. */
   readonly getIdentity?: IdentityReducer
+  /**
+   * Runs flow implementations (hooks, routing reducers). Default: none — every flow behaves with the defaults
+   * (admins decide; the request goes to the flow var `request_channel` or #sym-requests).
+   */
+  readonly flows?: FlowRuntime
   readonly reporter?: ErrorReporter
   readonly logger?: EngineLogger
   readonly clock?: Clock
@@ -104,6 +126,7 @@ export class StepRunner {
   private readonly strategies: StrategyRegistry
   private readonly secrets: SecretsFor
   private readonly getIdentity: IdentityReducer | undefined
+  private readonly flows: FlowRuntime | undefined
   private readonly reporter: ErrorReporter
   private readonly logger: EngineLogger
   private readonly clock: Clock
@@ -115,7 +138,8 @@ export class StepRunner {
     this.queues = deps.queues
     this.strategies = deps.strategies
     this.secrets = deps.secrets ?? defaultSecrets
-    this.getIdentity = deps.getIdentity
+    this.flows = deps.flows
+    this.getIdentity = deps.getIdentity ?? deps.flows?.getIdentity
     this.logger = deps.logger ?? silentLogger
     this.reporter = deps.reporter ?? logReporter(this.logger)
     this.clock = deps.clock ?? systemClock
@@ -184,21 +208,68 @@ export class StepRunner {
       const event = await appendEvent(tx, locked, { name: 'expire', actorId: null, channel: 'internal' })
       await casRun(tx, locked, allowed.to, { endedAt: now })
       await completeEvent(tx, event.id, { status: 'success', completedAt: now, attempts: 1 })
-      return 'done' as const
-    }, this.txOptions)
+      return event.id
+    }, this.txOptions).then(async (eventId) => {
+      if (eventId === 'noop') return 'noop'
+      // The requester is told through the expire event.
+      await this.announce(eventId)
+      return 'done'
+    })
   }
 
+  /**
+   * Routes a request: `onRequest` (which may approve, deny or ignore it), then who may decide it (`getPermissions`,
+   * stored on the run) and where it goes (`getRequestNotifications`, stored as the run's chain, whose first link is
+   * posted next). A hook's approve or deny replaces the routing: the request is done and the decision follows.
+   */
   private async request(event: RunEvent, ctx: StepContext): Promise<StepResult> {
-    // Routing and notifications (getPermissions, getRequestNotifications, on_request hooks) plug in here.
-    return this.db.$transaction(async (tx) => {
-      await lockRun(tx, event.runId)
-      if (!(await stillPending(tx, event.id))) return 'noop'
-      await completeEvent(tx, event.id, { status: 'success', completedAt: this.clock(), attempts: ctx.attempt })
-      return 'done' as const
+    const call = await this.eventCall(event)
+    const decided = await this.onHook(call, 'request', event)
+    if (decided.kind === 'failed') return this.hookFailed(event, 'request', decided.message, ctx, call)
+    if (decided.kind === 'ignore') return this.ignored(event, 'request', decided.message, ctx)
+    const routed = call ? await call.route() : { ok: true as const, routing: undefined }
+    if (!routed.ok) return this.hookFailed(event, 'request', routed.message, ctx, call)
+    const routing = routed.routing ?? (await this.defaultRouting(event.runId))
+    const warning = call?.warning
+    if (warning) this.logger.warn({ runId: event.runId, flow: call.snapshot.flow.slug }, warning)
+
+    const outcome = await this.db.$transaction(async (tx) => {
+      const run = await lockRun(tx, event.runId)
+      if (!(await stillPending(tx, event.id))) return undefined
+      await tx.run.update({ where: { id: run.id }, data: { permission: routing.permission as unknown as Prisma.InputJsonValue } })
+      const now = this.clock()
+      if (decided.kind === 'replace') {
+        // Auto-approved or -denied: nobody needs to be asked.
+        await completeEvent(tx, event.id, { status: 'success', completedAt: now, attempts: ctx.attempt, warning: warning ?? null })
+        const next = await appendEvent(tx, run, { name: decided.step, actorId: event.actorId, channel: 'sdk', fields: decided.fields })
+        return { next: { step: decided.step as EventStep, id: next.id }, chainExpires: false }
+      }
+      const chainExpires = await storeChain(tx, run, routing.notifications)
+      await completeEvent(tx, event.id, { status: 'success', completedAt: now, attempts: ctx.attempt, warning: warning ?? null, addFields: decided.fields })
+      return { next: undefined, chainExpires }
     }, this.txOptions)
+    if (!outcome) return 'noop'
+    this.logger.debug({ runId: event.runId, routing: routing.source }, 'request routed')
+    await Promise.all([
+      this.announce(event.id),
+      outcome.next ? this.queues.enqueueEvent(outcome.next.step, outcome.next.id) : this.bestEffort('post the request', () => this.queues.enqueueNotifyRequest(event.runId, 0)),
+      outcome.chainExpires ? this.bestEffort('cancel the default expiry', () => this.queues.cancelExpiry(event.runId)) : undefined,
+    ])
+    await this.afterHook(call, 'request', event)
+    return 'done'
   }
 
   private async decision(event: RunEvent, step: 'approve' | 'deny', ctx: StepContext): Promise<StepResult> {
+    // The worker is the authority on who may decide: the API checked before the request was routed, maybe.
+    if (event.channel !== 'sdk') {
+      const refusal = await this.decisionRefusal(event)
+      if (refusal) return this.refuse(event, refusal, ctx)
+    }
+    const call = await this.eventCall(event)
+    const decided = await this.onHook(call, step, event)
+    if (decided.kind === 'failed') return this.hookFailed(event, step, decided.message, ctx, call)
+    if (decided.kind === 'ignore') return this.ignored(event, step, decided.message, ctx)
+    if (decided.kind === 'replace') return this.replaced(event, step, decided, ctx)
     const outcome = await this.db.$transaction(async (tx) => {
       const run = await lockRun(tx, event.runId)
       if (!(await stillPending(tx, event.id))) return { result: 'noop' as const }
@@ -210,20 +281,150 @@ export class StepRunner {
       }
       const hasStrategy = readSnapshot(run.snapshot).strategy !== null
       await casRun(tx, run, allowed.to, { decidedAt: now, ...(isFinished(allowed.to, hasStrategy) ? { endedAt: now } : {}) })
-      await completeEvent(tx, event.id, { status: 'success', completedAt: now, attempts: ctx.attempt })
+      await completeEvent(tx, event.id, { status: 'success', completedAt: now, attempts: ctx.attempt, addFields: decided.fields })
       const next = nextStep(step, hasStrategy)
       // Escalate is the approver's too (Sym: its actor is the approve actor).
       const nextEvent = next ? await appendEvent(tx, run, { name: next, actorId: event.actorId, channel: event.channel }) : undefined
       return { result: 'done' as const, next: nextEvent && { step: next as EventStep, id: nextEvent.id } }
     }, this.txOptions)
+    if (outcome.result !== 'noop') await this.announce(event.id)
     if (outcome.result === 'done') {
       const next = outcome.next
       await Promise.all([
         this.bestEffort('cancel the request expiry', () => this.queues.cancelExpiry(event.runId)),
         next ? this.queues.enqueueEvent(next.step, next.id) : undefined,
       ])
+      await this.afterHook(call, step, event)
     }
     return outcome.result
+  }
+
+  /** Why the event's actor may not make this decision, as the run's stored permission says (domain rules). */
+  private async decisionRefusal(event: RunEvent): Promise<string | undefined> {
+    const [row] = await this.db.$queryRaw<Array<{ requesterId: string; permission: unknown; snapshot: unknown; userId: string | null; userType: 'normal' | 'bot' | null; role: 'admin' | 'member' | 'guest' | null }>>`
+      SELECT r."requesterId", r."permission", r."snapshot", u."id" AS "userId", u."type"::text AS "userType", u."role"::text AS "role"
+      FROM "Run" r LEFT JOIN "User" u ON u."id" = ${event.actorId}::uuid WHERE r."id" = ${event.runId}::uuid`
+    if (!row) return undefined
+    if (!row.userId || !row.userType || !row.role) return 'The user who made this decision no longer exists.'
+    const params = flowParams(readSnapshot(row.snapshot).flow.params)
+    const permission = parseRequestPermission(row.permission) ?? DEFAULT_REQUEST_PERMISSION
+    return decisionRefusal({ userId: row.userId, userType: row.userType, role: row.role }, row.requesterId, permission, { allowGuestInteraction: params.allow_guest_interaction })
+  }
+
+  /** Who decides and where a request goes when no flow code says: Sym's defaults (runtime.ts). */
+  private async defaultRouting(runId: string): Promise<Routing> {
+    const run = await this.db.run.findUniqueOrThrow({ where: { id: runId }, select: { snapshot: true } })
+    return { permission: DEFAULT_PERMISSION_DATA, notifications: defaultNotifications(readSnapshot(run.snapshot).flow.vars), source: 'default' }
+  }
+
+  // -------------------------------------------------------------------------------------------------------------
+  // Hooks
+
+  /** The flow's calls for this event, when the engine runs flow code. */
+  private async eventCall(event: RunEvent): Promise<EventCall | undefined> {
+    return this.flows ? this.flows.forEvent(event.id) : undefined
+  }
+
+  /** Calls the step's `on…` hook and says what it means (domain `interpretHookReply`); without flow code, proceed. */
+  private async onHook(call: EventCall | undefined, step: HookStep, event: RunEvent, options: { scheduled?: boolean } = {}): Promise<Exclude<HookDecision, { kind: 'refuse' }> | { kind: 'failed'; message: string }> {
+    if (!call) return { kind: 'proceed', fields: {} }
+    const out = await call.hook(hookNames(step).on as 'onRequest')
+    if (!out.ok) return { kind: 'failed', message: out.message }
+    const decided = interpretHookReply(step, out.reply, options)
+    if (decided.kind === 'refuse') return { kind: 'failed', message: decided.reason }
+    if (out.defined) this.logger.debug({ eventId: event.id, hook: hookNames(step).on, decided: decided.kind }, 'hook decided')
+    return decided
+  }
+
+  /**
+   * Calls the step's `after…` hook once the step committed (side effects; its value is ignored, §3.3). A failure
+   * cannot undo the step: it is noted on the event and reported. Not retried with the step: at most once.
+   */
+  private async afterHook(call: EventCall | undefined, step: HookStep, event: RunEvent): Promise<void> {
+    if (!call?.flow?.has(hookNames(step).after as 'afterRequest')) return
+    try {
+      // Read again: the hook sees what the step recorded (getStepOutput after escalate).
+      const fresh = await this.eventCall(event)
+      const out = await fresh!.hook(hookNames(step).after as 'afterRequest')
+      if (out.ok) return
+      await this.db.$executeRaw`UPDATE "RunEvent" SET "warning" = ${out.message} WHERE "id" = ${event.id}::uuid`
+      await this.report(event, step, `The flow's ${hookNames(step).after} hook failed (the ${step} itself is done): ${out.message}`, new Error(out.message))
+    } catch (err) {
+      this.logger.error({ err, eventId: event.id }, `${hookNames(step).after} could not run`)
+    }
+  }
+
+  /**
+   * A hook threw, timed out, ran out of memory or returned what it may not: the event records why, nothing is
+   * granted, the run goes where domain `hookFailureStatus` says (a request ends errored), and it is reported.
+   */
+  private async hookFailed(event: RunEvent, step: HookStep, message: string, ctx: StepContext, call: EventCall | undefined): Promise<StepResult> {
+    const detail = `The flow's implementation failed: ${message}`
+    const done = await this.db.$transaction(async (tx) => {
+      const run = await lockRun(tx, event.runId)
+      if (!(await stillPending(tx, event.id))) return false
+      const now = this.clock()
+      const to = hookFailureStatus(run.status, step)
+      if (to) await casRun(tx, run, to, { endedAt: now })
+      await completeEvent(tx, event.id, { status: 'error', error: detail, completedAt: now, attempts: ctx.attempt })
+      return true
+    }, this.txOptions)
+    if (!done) return 'noop'
+    await this.announce(event.id)
+    await this.report(event, step, `${step} of run ${event.runId} (flow ${call?.snapshot.flow.slug ?? '-'}) failed: ${detail}. Nothing was granted.`, new Error(message))
+    return 'failed'
+  }
+
+  /** `ApprovalTemplate.ignore({message})`: the event is an error with the message; the run stays (a request ends). */
+  private async ignored(event: RunEvent, step: HookStep, message: string, ctx: StepContext): Promise<StepResult> {
+    const done = await this.db.$transaction(async (tx) => {
+      const run = await lockRun(tx, event.runId)
+      if (!(await stillPending(tx, event.id))) return false
+      const now = this.clock()
+      const to = hookFailureStatus(run.status, step)
+      if (to) await casRun(tx, run, to, { endedAt: now })
+      await completeEvent(tx, event.id, { status: 'error', error: message, completedAt: now, attempts: ctx.attempt })
+      return true
+    }, this.txOptions)
+    if (!done) return 'noop'
+    await this.announce(event.id)
+    return 'refused'
+  }
+
+  /** The hook returned another transition: this event does not take effect; that one (channel `sdk`) follows. */
+  private async replaced(event: RunEvent, step: HookStep, decided: Extract<HookDecision, { kind: 'replace' }>, ctx: StepContext): Promise<StepResult> {
+    const next = await this.db.$transaction(async (tx) => {
+      const run = await lockRun(tx, event.runId)
+      if (!(await stillPending(tx, event.id))) return undefined
+      const why = `${hookNames(step).on} replaced this ${step} with ${decided.step}`
+      await completeEvent(tx, event.id, { status: 'error', error: why, completedAt: this.clock(), attempts: ctx.attempt })
+      return appendEvent(tx, run, { name: decided.step, actorId: event.actorId, channel: 'sdk', fields: decided.fields })
+    }, this.txOptions)
+    if (!next) return 'noop'
+    await Promise.all([this.announce(event.id), this.queues.enqueueEvent(decided.step, next.id)])
+    return 'done'
+  }
+
+  /** The RunNotifier hears about a completed event (best effort: the reconciler re-drives `notifiedAt IS NULL`). */
+  private async announce(eventId: string): Promise<void> {
+    await this.bestEffort('announce the event', () => this.queues.enqueueNotifyEvent(eventId))
+  }
+
+  private async report(event: RunEvent, step: string, messageText: string, cause: unknown): Promise<void> {
+    try {
+      const run = await this.db.run.findUnique({ where: { id: event.runId }, select: { orgId: true, environmentId: true, snapshot: true } })
+      await this.reporter({
+        orgId: event.orgId,
+        runId: event.runId,
+        eventId: event.id,
+        step,
+        environmentId: run?.environmentId ?? (run ? readSnapshot(run.snapshot).flow.environmentId : null),
+        message: messageText,
+        cause,
+      })
+    } catch (err) {
+      this.logger.error({ err, eventId: event.id }, 'the error reporter failed')
+    }
   }
 
   private async escalate(event: RunEvent, ctx: StepContext): Promise<StepResult> {
@@ -231,6 +432,12 @@ export class StepRunner {
     const snapshot = readSnapshot(run.snapshot)
     const allowed = transition(run.status, 'escalate')
     if (!allowed.ok) return this.refuse(event, allowed.reason, ctx)
+    // onEscalate runs before anything is granted (on every attempt of the step: it may be a policy check).
+    const call = await this.eventCall(event)
+    const decided = await this.onHook(call, 'escalate', event)
+    if (decided.kind === 'failed') return this.hookFailed(event, 'escalate', decided.message, ctx, call)
+    if (decided.kind === 'ignore') return this.ignored(event, 'escalate', decided.message, ctx)
+    if (decided.kind === 'replace') return this.endBeforeGrant(event, decided.fields, ctx)
     try {
       const { strategy: config, target } = snapshot
       if (!config || !target) throw new StrategyFailure('this run has no strategy or target to escalate with')
@@ -277,11 +484,12 @@ export class StepRunner {
         const expiresAt = accessExpiresAt(now, locked.durationSeconds, scheduleDeescalation)
         await tx.grantLease.create({ data: { grantId: grant.id, runId: run.id, startedAt: now, expiresAt } })
         await casRun(tx, locked, again.to, { escalatedAt: now, expiresAt })
-        await completeEvent(tx, event.id, { status: 'success', output, verified, completedAt: now, attempts: ctx.attempt })
+        await completeEvent(tx, event.id, { status: 'success', output, verified, completedAt: now, attempts: ctx.attempt, addFields: decided.fields })
         return { expiresAt }
       }, this.txOptions)
       if (!done) return 'noop'
-      if (done.expiresAt) await this.queues.scheduleDeescalation(run.id, done.expiresAt)
+      await Promise.all([done.expiresAt ? this.queues.scheduleDeescalation(run.id, done.expiresAt) : undefined, this.announce(event.id)])
+      await this.afterHook(call, 'escalate', event)
       return 'done'
     } catch (e) {
       if (!this.isFinal(e, ctx)) {
@@ -297,6 +505,20 @@ export class StepRunner {
     const snapshot = readSnapshot(run.snapshot)
     const allowed = transition(run.status, 'deescalate')
     if (!allowed.ok) return this.refuse(event, allowed.reason, ctx)
+    // onDeescalate may block a person's de-escalation (ignore), never a scheduled one (access ends on time) nor one
+    // the flow itself asked for (channel sdk); a failing hook then only leaves a warning (domain interpretHookReply).
+    const scheduled = opts.scheduled === true || event.channel === 'internal' || event.channel === 'sdk'
+    const call = await this.eventCall(event)
+    const decided = await this.onHook(call, 'deescalate', event, { scheduled })
+    let warning: string | undefined
+    if (decided.kind === 'failed') {
+      if (!scheduled) return this.hookFailed(event, 'deescalate', decided.message, ctx, call)
+      warning = `The flow's onDeescalate hook failed; the scheduled de-escalation went ahead: ${decided.message}`
+      await this.report(event, 'deescalate', warning, new Error(decided.message))
+    } else if (decided.kind === 'ignore') {
+      return this.ignored(event, 'deescalate', decided.message, ctx)
+    }
+    const addFields = decided.kind === 'proceed' ? decided.fields : {}
     const leaseId = run.leaseId
     try {
       const done = await this.db.$transaction(async (tx) => {
@@ -346,11 +568,15 @@ export class StepRunner {
         }
         const now = this.clock()
         await casRun(tx, locked, again.to, { deescalatedAt: now, endedAt: now })
-        await completeEvent(tx, event.id, { status: 'success', output, verified, completedAt: now, attempts: ctx.attempt })
+        await completeEvent(tx, event.id, { status: 'success', output, verified, completedAt: now, attempts: ctx.attempt, addFields, ...(warning ? { warning } : {}) })
         return true
       }, this.txOptions)
       if (!done) return 'noop'
-      if (!opts.scheduled) await this.bestEffort('cancel the scheduled de-escalation', () => this.queues.cancelDeescalation(run.id))
+      await Promise.all([
+        opts.scheduled ? undefined : this.bestEffort('cancel the scheduled de-escalation', () => this.queues.cancelDeescalation(run.id)),
+        this.announce(event.id),
+      ])
+      await this.afterHook(call, 'deescalate', event)
       return 'done'
     } catch (e) {
       if (!this.isFinal(e, ctx)) {
@@ -363,11 +589,42 @@ export class StepRunner {
 
   /** The step may not happen now (the run moved on): the event ends in error with the state machine's reason. */
   private async refuse(event: RunEvent, reason: string, ctx: StepContext): Promise<StepResult> {
-    await this.db.$transaction(async (tx) => {
+    const done = await this.db.$transaction(async (tx) => {
       await lockRun(tx, event.runId)
-      if (await stillPending(tx, event.id)) await completeEvent(tx, event.id, { status: 'error', error: reason, completedAt: this.clock(), attempts: ctx.attempt })
+      if (!(await stillPending(tx, event.id))) return false
+      await completeEvent(tx, event.id, { status: 'error', error: reason, completedAt: this.clock(), attempts: ctx.attempt })
+      return true
     }, this.txOptions)
+    // A refused actor is told privately (RunNotifier.notifyEvent of an event in error).
+    if (done) await this.announce(event.id)
     return 'refused'
+  }
+
+  /**
+   * `onEscalate` returned `ApprovalTemplate.deescalate(…)`: nothing is granted. The escalate event records that the
+   * strategy was not called, and a de-escalation (channel `sdk`, the hook's fields) ends the run right after, so the
+   * run still moves forward only (approved → escalated → deescalated) and its trail says why.
+   */
+  private async endBeforeGrant(event: RunEvent, fields: Readonly<Record<string, unknown>>, ctx: StepContext): Promise<StepResult> {
+    const next = await this.db.$transaction(async (tx) => {
+      const run = await lockRun(tx, event.runId)
+      if (!(await stillPending(tx, event.id))) return undefined
+      const allowed = transition(run.status, 'escalate')
+      const now = this.clock()
+      if (!allowed.ok) {
+        await completeEvent(tx, event.id, { status: 'error', error: allowed.reason, completedAt: now, attempts: ctx.attempt })
+        return null
+      }
+      await casRun(tx, run, allowed.to, { escalatedAt: now, expiresAt: null })
+      const output: StrategyOutput = { body: { strategy_called: false, reason: 'the flow\'s onEscalate hook ended the access before it was granted' }, errors: [] }
+      await completeEvent(tx, event.id, { status: 'success', output, completedAt: now, attempts: ctx.attempt })
+      return appendEvent(tx, run, { name: 'deescalate', actorId: event.actorId, channel: 'sdk', fields: { deescalate_type: 'hook', ...fields } })
+    }, this.txOptions)
+    if (next === undefined) return 'noop'
+    await this.announce(event.id)
+    if (next === null) return 'refused'
+    await this.queues.enqueueEvent('deescalate', next.id)
+    return 'done'
   }
 
   /** Records a step that failed for good on its event (and the run, for escalate), then reports it. */
@@ -385,6 +642,7 @@ export class StepRunner {
       return run
     }, this.txOptions)
     if (!recorded) return 'noop'
+    await this.announce(event.id)
     try {
       await this.reporter({
         orgId: recorded.orgId,

@@ -71,6 +71,10 @@ export interface EventOutcome {
   readonly verified?: boolean | null
   readonly attempts?: number
   readonly completedAt: Date
+  /** A note on a step that went ahead anyway (RunEvent.warning). */
+  readonly warning?: string | null
+  /** Fields added to the event's (a hook's keyword arguments), before its audit entry is made. */
+  readonly addFields?: Readonly<Record<string, unknown>>
 }
 
 /**
@@ -85,6 +89,8 @@ export async function completeEvent(tx: Tx, eventId: string, outcome: EventOutco
     ...(outcome.output !== undefined ? [sql`"output" = ${JSON.stringify(outcome.output)}::jsonb`] : []),
     ...(outcome.verified !== undefined ? [sql`"verified" = ${outcome.verified}`] : []),
     ...(outcome.attempts !== undefined ? [sql`"attempts" = ${outcome.attempts}`] : []),
+    ...(outcome.warning !== undefined ? [sql`"warning" = ${outcome.warning}`] : []),
+    ...(outcome.addFields && Object.keys(outcome.addFields).length ? [sql`"fields" = "fields" || ${JSON.stringify(outcome.addFields)}::jsonb`] : []),
     sql`"completedAt" = ${outcome.completedAt}::timestamptz`,
   ]
   const [row] = await tx.$queryRaw<EntryInputRow[]>`

@@ -1,7 +1,7 @@
 /**
  * The strategy interface: how access is granted (escalate) and removed (deescalate) in a target system, how the
  * change is read back, and how a user is known there. Each strategy type (http, okta, aws_sso, aws_iam, github,
- * aws_lambda; custom later) implements it; the engine owns the ledger, retries, identities and recording.
+ * aws_lambda, custom) implements it; the engine owns the ledger, retries, identities and recording.
  */
 
 /** The strategy as configured, copied into the run when it is requested (it must outlive configuration changes). */
@@ -12,6 +12,8 @@ export interface StrategySnapshot {
   /** The integration's id, type, external id and settings, or null for types that need none (http). */
   readonly integration: { readonly id: string; readonly type: string; readonly externalId: string; readonly settings: Readonly<Record<string, unknown>> } | null
   readonly settings: Readonly<Record<string, unknown>>
+  /** A `custom` strategy's source (so a run is de-escalated by the code that escalated it); absent for other types. */
+  readonly implementation?: string
 }
 
 /** The requested target, with `field_bindings` already applied to its settings. */

@@ -31,6 +31,8 @@ export interface EventView {
   readonly submitted_by: UserView | null
   readonly fields: Record<string, unknown>
   readonly error: string | null
+  /** A note on a step that went ahead anyway (a Python implementation that cannot run, a failed after-hook). */
+  readonly warning: string | null
   /** Strategy output for escalate/deescalate (`{body, errors}`). */
   readonly output: unknown
   /** Whether a read-back of the target confirmed the change; null when the target cannot tell. */
@@ -121,6 +123,7 @@ export function eventView(e: RunEvent & { actor: UserRow | null; submittedBy: Us
     submitted_by: e.submittedBy ? userView(e.submittedBy) : null,
     fields: record(e.fields),
     error: e.error,
+    warning: e.warning,
     output: e.output ?? null,
     verified: e.verified,
     attempts: e.attempts,

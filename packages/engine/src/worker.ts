@@ -8,7 +8,10 @@ import type { Redis } from 'ioredis'
 import type { IdentityReducer } from './identities.js'
 import { EngineQueues, engineBackoff, parseJobData, QUEUE_KINDS, QUEUE_NAMES, type QueueKind } from './queues.js'
 import { Reconciler } from './reconciler.js'
-import { silentLogger, type Clock, type EngineLogger, type ErrorReporter } from './seams.js'
+import { instrumentProcessor, instrumentStrategies, RunTraces } from './telemetry.js'
+import { NotificationRunner } from './notifications.js'
+import type { FlowRuntime } from './runtime.js'
+import { silentLogger, silentNotifier, type Clock, type EngineLogger, type ErrorReporter, type RunNotifier } from './seams.js'
 import { NotYet, StepRunner, type SecretsFor, type StepContext, type StepResult } from './steps.js'
 import type { StrategyRegistry } from './strategy.js'
 
@@ -20,8 +23,15 @@ export interface EngineWorkerOptions {
   readonly prefix: string
   readonly strategies: StrategyRegistry
   readonly secrets?: SecretsFor
-  /** The flow's `getIdentity` reducer (see identities.ts). Default: none. */
+  /** The flow's `getIdentity` reducer (see identities.ts). Default: the flow runtime's. */
   readonly getIdentity?: IdentityReducer
+  /**
+   * Runs flow implementations (hooks, getPermissions, getRequestNotifications, getIdentity). Default: none, every
+   * flow behaves with the defaults. apps/worker passes one (`new FlowRuntime({ db, host })`).
+   */
+  readonly flows?: FlowRuntime
+  /** Delivers request notifications and event notices (the Slack app). Default: `silentNotifier`. */
+  readonly notifier?: RunNotifier
   readonly reporter?: ErrorReporter
   readonly logger?: EngineLogger
   readonly clock?: Clock
@@ -44,6 +54,7 @@ export interface EngineWorkerOptions {
 export interface EngineWorker {
   readonly queues: EngineQueues
   readonly steps: StepRunner
+  readonly notifications: NotificationRunner
   readonly reconciler: Reconciler
   /** Stops taking jobs, waits for active ones and the reconciler, closes queues. Safe to call twice. */
   close(): Promise<void>
@@ -55,23 +66,38 @@ export async function startEngineWorker(o: EngineWorkerOptions): Promise<EngineW
   const steps = new StepRunner({
     db: o.db,
     queues,
-    strategies: o.strategies,
+    strategies: instrumentStrategies(o.strategies),
     secrets: o.secrets,
     getIdentity: o.getIdentity,
+    flows: o.flows,
     reporter: o.reporter,
     logger,
     clock: o.clock,
     strategyTimeoutMs: o.strategyTimeoutMs,
   })
+  const notifications = new NotificationRunner({ db: o.db, queues, notifier: o.notifier ?? silentNotifier, logger, clock: o.clock })
   const reconciler = new Reconciler({ db: o.db, queues, logger, clock: o.clock, deescalateRetryCooldownMs: o.deescalateRetryCooldownMs })
 
-  const processor = (kind: QueueKind) => async (job: Job, token?: string): Promise<StepResult> => {
+  // Each job in a span of its run's trace, timed per queue (telemetry.ts).
+  const traces = new RunTraces({ db: o.db, connection: o.connection, prefix: o.prefix })
+  const processor = (kind: QueueKind) => instrumentProcessor(QUEUE_NAMES[kind], async (job: Job, token?: string): Promise<StepResult> => {
     const data = parseJobData(job.name, job.data)
     const ctx: StepContext = { attempt: job.attemptsMade + 1, maxAttempts: job.opts.attempts ?? 1 }
     try {
-      if (data.kind === 'event') return await steps.processEvent(data.eventId, ctx)
-      if (data.kind === 'scheduled') return await steps.scheduledDeescalation(data.runId, ctx)
-      return await steps.expireRequest(data.runId, ctx)
+      switch (data.kind) {
+        case 'event':
+          return await steps.processEvent(data.eventId, ctx)
+        case 'scheduled':
+          return await steps.scheduledDeescalation(data.runId, ctx)
+        case 'expire':
+          return await steps.expireRequest(data.runId, ctx)
+        case 'notify-request':
+          return await notifications.postLink(data.runId, data.index)
+        case 'notify-timeout':
+          return await notifications.linkTimeout(data.runId, data.index)
+        case 'notify-event':
+          return await notifications.notifyEvent(data.eventId)
+      }
     } catch (e) {
       if (e instanceof NotYet) {
         // Not an attempt: the job goes back to the delayed set and its attempts stay as they are.
@@ -81,7 +107,7 @@ export async function startEngineWorker(o: EngineWorkerOptions): Promise<EngineW
       logger.debug({ err: e, queue: kind, jobId: job.id, attempt: ctx.attempt }, 'job attempt failed')
       throw e
     }
-  }
+  }, traces)
 
   const workers = QUEUE_KINDS.map((kind) => {
     const w = new Worker(QUEUE_NAMES[kind], processor(kind), {
@@ -107,6 +133,7 @@ export async function startEngineWorker(o: EngineWorkerOptions): Promise<EngineW
   return {
     queues,
     steps,
+    notifications,
     reconciler,
     close: () =>
       (closing ??= (async () => {

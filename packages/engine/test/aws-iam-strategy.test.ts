@@ -46,6 +46,29 @@ describe('aws_iam strategy', () => {
     expect(iamUserName('carol')).toBe('carol')
   })
 
+  it('finds a user named by the local part of the email when its email tag says it is theirs', async () => {
+    const bob = fake.iam.addUser('bob', '/', { Email: 'Bob@Example.com', team: 'payments' })
+    expect(await strategy.identity(call({ email: 'bob@example.com' }))).toBe(bob.Arn)
+    expect(fake.calls('iam', 'GetUser').map((c) => new URLSearchParams(c.body).get('UserName'))).toEqual(['bob@example.com', 'bob'])
+
+    // Someone else's `bob`: tagged with another email, it is not this user.
+    expect(await strategy.identity(call({ email: 'bob@contractor.example' }))).toBeUndefined()
+
+    // An untagged `carol` may or may not be carol@example.com: refused, saying how to settle it.
+    const carol = fake.iam.addUser('carol')
+    const refused = await failure(() => strategy.identity(call({ email: 'carol@example.com' })), StrategyError)
+    expect(refused.message).toBe(
+      `aws_iam: the IAM user "carol" (${carol.Arn}) may belong to carol@example.com, but it has no email tag saying so; tag it email=carol@example.com (iam:TagUser), or set the user's aws_iam identity with the admin command (npm run -s admin -- identities set)`,
+    )
+
+    // The full email wins over the local part; users without an email are not looked up.
+    fake.iam.addUser('alice', '/', { email: 'alice@example.com' })
+    expect(await strategy.identity(call())).toBe(alice.Arn)
+    fake.clearRequests()
+    expect(await strategy.identity(call({ email: null }))).toBeUndefined()
+    expect(fake.requests).toHaveLength(0)
+  })
+
   it('adds to the group, reads back, removes, reads back; repeats are idempotent', async () => {
     expect(await strategy.isGranted!(call())).toBe(false)
     expect(await strategy.escalate(call())).toEqual({ body: { iam_group: 'prod-readers', user_name: 'alice@example.com' }, errors: [] })

@@ -7,6 +7,7 @@
  * This module needs esbuild only (no isolated-vm): the API uses it to check implementations at apply time.
  */
 import { createHash } from 'node:crypto'
+import { looksLikePython, PYTHON_NOT_RUNNABLE } from '@opensym/sdk'
 import * as sdk from '@opensym/sdk/flow'
 import { build, type Message, type Plugin } from 'esbuild'
 
@@ -38,22 +39,7 @@ export type CompileResult =
   | { readonly ok: false; readonly language: 'python'; readonly message: string; readonly hash: string }
   | { readonly ok: false; readonly language: 'typescript'; readonly message: string; readonly diagnostics: readonly CompileDiagnostic[]; readonly hash: string }
 
-/** The message a Python implementation gets, at apply time (as a note) and when a run calls it (as the error). */
-export const PYTHON_NOT_RUNNABLE =
-  "This flow's implementation is Python (Sym's impl.py). It is stored, but Python implementations cannot run yet: " +
-  'rewrite it in TypeScript with @opensym/sdk (same reducers and hooks, camelCase names: get_permissions → getPermissions, on_request → onRequest).'
-
-const PYTHON_MARKERS = [
-  /^\s*from\s+sym(\.sdk)?(\.[\w.]+)?\s+import\s/m,
-  /^\s*import\s+sym(\.sdk)?\b/m,
-  /^\s*@(hook|reducer|prefetch)\b/m,
-  /^\s*def\s+\w+\s*\([^)]*\)\s*(->\s*[^:\n]+)?:\s*(#.*)?$/m,
-]
-
-/** Whether the source reads as Python: Sym's imports, decorators or a `def …:` line. */
-export function looksLikePython(source: string): boolean {
-  return PYTHON_MARKERS.some((re) => re.test(source))
-}
+export { looksLikePython, PYTHON_NOT_RUNNABLE }
 
 const sdkNames = Object.keys(sdk).sort()
 // The SDK as a module whose named exports are exactly the runtime's, so a wrong import name fails at compile time.

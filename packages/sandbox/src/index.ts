@@ -3,6 +3,7 @@
  * isolated-vm isolates with time and memory limits. The worker process must run Node with `--no-node-snapshot`.
  *
  * - `createSandbox(options)` → `load(flowKey, source)` → `callReducer` / `callIdentity` / `callPrefetch` / `callHook`;
+ *   `loadStrategy(strategyKey, source)` → `fetchRemoteIdentity` / `escalate` / `deescalate` (custom strategies);
  * - `compileFlow`, `checkImplementation` (also as `@opensym/sandbox/compiler`, without isolated-vm): esbuild only;
  * - `legacyRouting`: what a legacy `getApprovers` destination means as permissions and notifications.
  */
@@ -27,12 +28,17 @@ export {
   type HostCallContext,
   type HostHandlers,
   type LoadedFlow,
+  type LoadedStrategy,
   type LoadResult,
+  type LoadStrategyResult,
   type LogLine,
   type Sandbox,
   type SandboxFailure,
   type SandboxOptions,
   type SandboxStats,
+  type StrategyCallOptions,
+  type StrategyHostCallContext,
+  type StrategyHostHandlers,
 } from './sandbox.js'
 export type { ExportSummary, IdentityRequestData } from '@opensym/sdk/runtime'
 export type { ReducerResults } from '@opensym/sdk/validation'

@@ -17,7 +17,11 @@ import type {
   HostMethod,
   HostResult,
   HookName,
+  JsonObject,
   ReducerName,
+  StrategyData,
+  StrategyFunctionName,
+  UserData,
 } from '@opensym/sdk/flow'
 import type { ExportSummary, IdentityRequestData, InvokeRequest, ThrownData } from '@opensym/sdk/runtime'
 import {
@@ -25,6 +29,7 @@ import {
   checkHostArgs,
   checkPrefetchResult,
   checkReducerResult,
+  checkStrategyResult,
   isHostMethod,
   type Checked,
   type ReducerResults,
@@ -171,6 +176,47 @@ export interface LoadedFlow<C = unknown> {
   callHook(name: HookName, event: EventData, options?: CallOptions<C>): Promise<CallResult<HookResult>>
 }
 
+/** What a strategy call's own host handler is told besides the call's arguments. */
+export interface StrategyHostCallContext {
+  /** The strategy version, as given to `loadStrategy` (prefixed `strategy:`). */
+  readonly strategyKey: string
+  /** `fetchRemoteIdentity`, `escalate` or `deescalate`. */
+  readonly handler: string
+  /** Aborted when the call runs out of time. */
+  readonly signal: AbortSignal
+}
+
+/** Host handlers of one strategy call (e.g. `http.fetch`, `secrets.retrieve` within the strategy's integration). */
+export type StrategyHostHandlers = {
+  readonly [M in HostMethod]?: (args: HostArgs<M>, context: StrategyHostCallContext) => Promise<HostResult<M>> | HostResult<M>
+}
+
+export interface StrategyCallOptions<C = unknown> extends CallOptions<C> {
+  /**
+   * Handlers for this call only, tried before the sandbox's own. The sandbox's handlers serve `escalate` and
+   * `deescalate` (with their event) but not `fetchRemoteIdentity`, which has no event.
+   */
+  readonly host?: StrategyHostHandlers
+  /** Wall-clock limit of this call, in ms (strategies wait on other systems). Default: the sandbox's `timeoutMs`. */
+  readonly timeoutMs?: number
+}
+
+/** A compiled custom strategy version (`sym_strategy` of type `custom`), ready to call; calls may run concurrently. */
+export interface LoadedStrategy<C = unknown> {
+  readonly key: string
+  readonly exports: ExportSummary
+  /** Whether the module exports this function (`escalate` and `deescalate` always are: loading checks). */
+  has(name: StrategyFunctionName): boolean
+  /** The user's ID in the strategy's system, or null. Not exported: a `not_defined` failure. */
+  fetchRemoteIdentity(user: UserData, strategy: StrategyData, options?: StrategyCallOptions<C>): Promise<CallResult<string | null>>
+  /** Grants the access: the step's output (`{}` when the function returned nothing). */
+  escalate(targetId: string, event: EventData, strategy: StrategyData, options?: StrategyCallOptions<C>): Promise<CallResult<JsonObject>>
+  /** Removes the access: the step's output. */
+  deescalate(targetId: string, event: EventData, strategy: StrategyData, options?: StrategyCallOptions<C>): Promise<CallResult<JsonObject>>
+}
+
+export type LoadStrategyResult<C = unknown> = { readonly ok: true; readonly strategy: LoadedStrategy<C> } | { readonly ok: false; readonly error: SandboxFailure }
+
 /** Identifies a flow version; a string is used as is. */
 export type FlowKey = string | { readonly flowId: string; readonly version: number | string }
 
@@ -188,6 +234,11 @@ export interface Sandbox<C = unknown> {
    * run of this version should record.
    */
   load(key: FlowKey, source: string): Promise<LoadResult<C>>
+  /**
+   * Compiles a custom strategy version like `load` (once per key and source; keys live apart from flows') and
+   * checks that it exports `escalate` and `deescalate`.
+   */
+  loadStrategy(key: FlowKey, source: string): Promise<LoadStrategyResult<C>>
   stats(): SandboxStats
   /** Disposes every isolate. Calls in flight fail with `closed`. */
   close(): Promise<void>
@@ -221,9 +272,12 @@ interface Warm {
 interface ActiveCall<C> {
   readonly state: CallState
   readonly handler: string
-  readonly event: EventData
+  /** Undefined for a strategy's `fetchRemoteIdentity`. */
+  readonly event: EventData | undefined
   readonly signal: AbortSignal
   readonly context: C | undefined
+  /** The call's own handlers (strategy calls). */
+  readonly host: StrategyHostHandlers | undefined
 }
 
 /**
@@ -352,6 +406,32 @@ class IsolatedSandbox<C> implements Sandbox<C> {
     const promise = this.#load(key, source).finally(() => this.#loading.delete(key))
     this.#loading.set(key, promise)
     return promise
+  }
+
+  async loadStrategy(strategyKey: FlowKey, source: string): Promise<LoadStrategyResult<C>> {
+    const key = `strategy:${keyOf(strategyKey)}`
+    const loaded = await this.load(key, source)
+    if (!loaded.ok) return loaded
+    const record = this.#flows.get(key)?.record
+    if (!record) return { ok: false, error: { kind: this.#closed ? 'closed' : 'internal', message: `the strategy ${key} was unloaded while loading; try again` } }
+    const missing = (['escalate', 'deescalate'] as const).filter((n) => !record.exports.handlers.includes(n))
+    if (missing.length) {
+      return { ok: false, error: { kind: 'not_defined', message: `the strategy implementation does not export ${missing.join(' or ')} (export async function ${missing[0]}(targetId, event, strategy) { … })` } }
+    }
+    const step = (name: 'escalate' | 'deescalate') => (targetId: string, event: EventData, strategy: StrategyData, options?: StrategyCallOptions<C>) =>
+      this.#call(record, { kind: 'strategy', name, targetId, event, strategy }, name, options, (v) => checkStrategyResult(name, v))
+    return {
+      ok: true,
+      strategy: {
+        key,
+        exports: record.exports,
+        has: (name) => record.exports.handlers.includes(name),
+        fetchRemoteIdentity: (user, strategy, options) =>
+          this.#call(record, { kind: 'strategy', name: 'fetchRemoteIdentity', user, strategy }, 'fetchRemoteIdentity', options, (v) => checkStrategyResult('fetchRemoteIdentity', v)),
+        escalate: step('escalate'),
+        deescalate: step('deescalate'),
+      },
+    }
   }
 
   async #load(key: string, source: string): Promise<LoadResult<C>> {
@@ -577,7 +657,7 @@ class IsolatedSandbox<C> implements Sandbox<C> {
     record: FlowRecord,
     request: InvokeRequest,
     handler: string,
-    options: CallOptions<C> | undefined,
+    options: StrategyCallOptions<C> | undefined,
     check: (value: unknown) => Checked<T>,
   ): Promise<CallResult<T>> {
     const started = now()
@@ -586,20 +666,22 @@ class IsolatedSandbox<C> implements Sandbox<C> {
     if (this.#closed) return { ok: false, error: { kind: 'closed', message: 'the sandbox is closed' }, ...info() }
     const requestJson = JSON.stringify(request)
     const token = randomUUID()
+    const timeoutMs = Math.max(1, options?.timeoutMs ?? this.#o.timeoutMs)
+    const event = 'event' in request ? request.event : undefined
     const raw = await this.#attempt(record, handler, state, async (slot, signal) => {
       const warm = await this.#context(slot)
-      slot.calls.set(token, { state, handler, event: request.event, signal, context: options?.context })
+      slot.calls.set(token, { state, handler, event, signal, context: options?.context, host: options?.host })
       try {
         return await warm.dispatch.apply(undefined, [token, requestJson, this.#o.maxResultBytes], {
           arguments: { copy: true },
           result: { promise: true, copy: true },
-          timeout: this.#o.timeoutMs,
+          timeout: timeoutMs,
         })
       } finally {
         slot.calls.delete(token)
         release(warm)
       }
-    })
+    }, timeoutMs)
     if (raw.type === 'failure') return { ok: false, error: raw.error, ...info() }
     const outcome = this.#reply(raw.reply, handler, check)
     return outcome.ok ? { ok: true, value: outcome.value, defined: outcome.defined, ...info() } : { ok: false, error: outcome.error, ...info() }
@@ -638,7 +720,13 @@ class IsolatedSandbox<C> implements Sandbox<C> {
    * isolated-vm's own timeout, and only disposing stops it. Time-outs, memory exhaustion and failed module
    * set-ups become typed failures here.
    */
-  async #attempt(record: FlowRecord, handler: string, state: CallState, work: (slot: Slot<C>, signal: AbortSignal) => Promise<unknown>): Promise<Raw> {
+  async #attempt(
+    record: FlowRecord,
+    handler: string,
+    state: CallState,
+    work: (slot: Slot<C>, signal: AbortSignal) => Promise<unknown>,
+    timeoutMs: number = this.#o.timeoutMs,
+  ): Promise<Raw> {
     let slot: Slot<C>
     try {
       slot = await this.#acquire(record)
@@ -655,16 +743,16 @@ class IsolatedSandbox<C> implements Sandbox<C> {
         abort.abort(new Error(`${handler} ran out of time`))
         this.#dispose(slot)
         resolve('timeout')
-      }, this.#o.timeoutMs)
+      }, timeoutMs)
     })
     const run = work(slot, abort.signal)
     run.catch(() => undefined) // may settle after a time-out, when nobody waits for it any more
     try {
       const reply = await Promise.race([run, deadline])
-      if (timedOut) return this.#timeout(handler)
+      if (timedOut) return this.#timeout(handler, timeoutMs)
       return { type: 'reply', reply }
     } catch (e) {
-      return this.#classify(e, slot, handler, timedOut)
+      return this.#classify(e, slot, handler, timedOut, timeoutMs)
     } finally {
       state.finished = true
       clearTimeout(timer)
@@ -672,13 +760,13 @@ class IsolatedSandbox<C> implements Sandbox<C> {
     }
   }
 
-  #timeout(handler: string): Raw {
-    return { type: 'failure', error: { kind: 'timeout', message: `${handler} did not finish within ${this.#o.timeoutMs} ms` } }
+  #timeout(handler: string, timeoutMs: number = this.#o.timeoutMs): Raw {
+    return { type: 'failure', error: { kind: 'timeout', message: `${handler} did not finish within ${timeoutMs} ms` } }
   }
 
-  #classify(e: unknown, slot: Slot<C>, handler: string, timedOut: boolean): Raw {
+  #classify(e: unknown, slot: Slot<C>, handler: string, timedOut: boolean, timeoutMs: number): Raw {
     const text = errorText(e)
-    if (timedOut || /Script execution timed out/i.test(text)) return this.#timeout(handler)
+    if (timedOut || /Script execution timed out/i.test(text)) return this.#timeout(handler, timeoutMs)
     if (/memory limit/i.test(text)) {
       this.#dispose(slot)
       return { type: 'failure', error: { kind: 'memory', message: `${handler} ran out of memory (the limit is ${this.#o.memoryLimitMb} MB)` } }
@@ -721,10 +809,16 @@ class IsolatedSandbox<C> implements Sandbox<C> {
       }
       const checked = checkHostArgs(method, args)
       if (!checked.ok) return fail(checked.message, 'invalid_arguments')
+      const own = call.host?.[method] as ((a: unknown, c: StrategyHostCallContext) => unknown) | undefined
       const fn = this.#host[method] as ((a: unknown, c: HostCallContext<C>) => unknown) | undefined
-      if (!fn) return fail(`${method} is not available: this worker has no handler for it`, 'not_available')
+      const event = call.event
+      let run: (() => unknown) | undefined
+      if (own) run = () => own(checked.value, { strategyKey: record.key, handler, signal: call.signal })
+      else if (fn && event) run = () => fn(checked.value, { flowKey: record.key, handler, event, signal: call.signal, context: call.context })
+      else if (fn) return fail(`${method} is not available in ${handler}`, 'not_available')
+      if (!run) return fail(`${method} is not available: this worker has no handler for it`, 'not_available')
       try {
-        const value = await fn(checked.value, { flowKey: record.key, handler, event: call.event, signal: call.signal, context: call.context })
+        const value = await run()
         if (state.finished) return fail('the call has already ended', 'ended')
         const json = JSON.stringify({ ok: true, value: value === undefined ? null : value })
         if (json.length > MAX_HOST_MESSAGE) return fail(`${method}: the answer is too large`, 'too_large')
@@ -742,10 +836,13 @@ function withDropped(state: CallState): LogLine[] {
 }
 
 function sanitizeThrown(t: unknown): ThrownData {
-  const o = (typeof t === 'object' && t !== null ? t : {}) as { name?: unknown; message?: unknown; stack?: unknown }
+  const o = (typeof t === 'object' && t !== null ? t : {}) as { name?: unknown; message?: unknown; stack?: unknown; retryAfterSeconds?: unknown }
+  const wait = o.retryAfterSeconds
   return {
     name: typeof o.name === 'string' ? o.name.slice(0, 200) : 'Error',
     message: typeof o.message === 'string' ? o.message.slice(0, 4000) : 'unknown error',
     ...(typeof o.stack === 'string' ? { stack: o.stack.slice(0, 8000) } : {}),
+    // A RetryableError's wait (custom strategies).
+    ...(typeof wait === 'number' && Number.isFinite(wait) && wait >= 0 ? { retryAfterSeconds: Math.min(wait, 86_400) } : {}),
   }
 }

@@ -8,3 +8,4 @@
 export { createClient, createTransport, SymApiError, type Call, type ClientOptions, type EntityClient, type FieldError, type FindQuery, type SingletonClient, type SymClient } from './client.js'
 export type { BodyOf, ViewOf, EntityKind } from '@opensym/provider-schema'
 export * from './flow/index.js'
+export { looksLikePython, PYTHON_NOT_RUNNABLE } from './language.js'

@@ -9,7 +9,9 @@
  */
 import type { EventData, JsonObject, UserData } from './flow/data.js'
 import { createEvent, isUser, User } from './flow/event.js'
+import { FLOWS_FILTER_FUNCTION_NAMES, keptFlowIds, type FlowInfo } from './flow/flows-filter.js'
 import { AFTER_HOOK_NAMES, ON_HOOK_NAMES, PREFETCH_EXPORT, REDUCER_NAMES, type HookName, type ReducerName } from './flow/handlers.js'
+import { createAccessStrategy, STRATEGY_FUNCTION_NAMES, type StrategyData } from './flow/strategy.js'
 import { HOOK_RETURNS, hookReturnKind, type OnHookName } from './flow/templates.js'
 
 export { installHostBridge, HOST_BRIDGE, type HostBridge } from './flow/host.js'
@@ -27,6 +29,26 @@ export type InvokeRequest =
   | { readonly kind: 'reducer'; readonly name: 'getIdentity'; readonly event: EventData; readonly identity: IdentityRequestData }
   | { readonly kind: 'hook'; readonly name: HookName; readonly event: EventData }
   | { readonly kind: 'prefetch'; readonly field: string; readonly event: EventData }
+  | StrategyRequest
+  | FlowsFilterRequest
+
+/**
+ * One call of a flows filter's `getFlows`. `event` is not passed to it: it is the context its integration calls are
+ * made in (a `prompt` event of `user` whose environment integrations are the filter's).
+ */
+export interface FlowsFilterRequest {
+  readonly kind: 'flows_filter'
+  readonly name: 'getFlows'
+  readonly user: UserData
+  readonly flows: readonly FlowInfo[]
+  readonly vars: Readonly<Record<string, string>>
+  readonly event: EventData
+}
+
+/** One call into a custom strategy module. */
+export type StrategyRequest =
+  | { readonly kind: 'strategy'; readonly name: 'fetchRemoteIdentity'; readonly user: UserData; readonly strategy: StrategyData }
+  | { readonly kind: 'strategy'; readonly name: 'escalate' | 'deescalate'; readonly targetId: string; readonly event: EventData; readonly strategy: StrategyData }
 
 /**
  * How it went. `error` carries what user code threw, as thrown; `invalid_result` and `not_defined` say what was
@@ -45,7 +67,8 @@ export interface ExportSummary {
   readonly prefetch: readonly string[]
 }
 
-const KNOWN = new Set<string>([...REDUCER_NAMES, ...ON_HOOK_NAMES, ...AFTER_HOOK_NAMES])
+// Strategy functions are listed too, so that the sandbox can tell a strategy module that lacks one.
+const KNOWN = new Set<string>([...REDUCER_NAMES, ...ON_HOOK_NAMES, ...AFTER_HOOK_NAMES, ...STRATEGY_FUNCTION_NAMES, ...FLOWS_FILTER_FUNCTION_NAMES])
 const AFTER = new Set<string>(AFTER_HOOK_NAMES)
 
 type Module = Readonly<Record<string, unknown>>
@@ -77,6 +100,8 @@ export function describeValue(value: unknown): string {
 
 /** Calls the handler `request` names, and shapes its result. Rejects only if the platform's own code fails. */
 export async function invoke(impl: Module, request: InvokeRequest): Promise<InvokeOutcome> {
+  if (request.kind === 'strategy') return invokeStrategy(impl, request)
+  if (request.kind === 'flows_filter') return invokeFlowsFilter(impl, request)
   if (request.kind === 'prefetch') {
     const table = impl[PREFETCH_EXPORT]
     const fn = typeof table === 'object' && table !== null ? (table as Module)[request.field] : undefined
@@ -104,6 +129,34 @@ export async function invoke(impl: Module, request: InvokeRequest): Promise<Invo
 }
 
 type Shaped = { ok: true; value: unknown } | { ok: false; message: string }
+
+async function invokeStrategy(impl: Module, request: StrategyRequest): Promise<InvokeOutcome> {
+  const fn = impl[request.name]
+  if (fn === undefined) return { ok: false, kind: 'not_defined', message: `the strategy implementation does not export ${request.name}` }
+  if (typeof fn !== 'function') return { ok: false, kind: 'invalid_result', message: `the export ${request.name} must be a function; it is ${describeValue(fn)}` }
+  const strategy = createAccessStrategy(request.strategy)
+  if (request.name === 'fetchRemoteIdentity') {
+    return call(() => fn(new User(request.user), strategy) as unknown, (v) => (v === undefined || v === null || typeof v === 'string' ? identity(v) : invalid(`fetchRemoteIdentity must return the user's ID (a string) or nothing; it returned ${describeValue(v)}`)))
+  }
+  const name = request.name
+  return call(() => fn(request.targetId, createEvent(request.event), strategy) as unknown, (v) => {
+    if (v === undefined || v === null) return { ok: true, value: {} }
+    if (typeof v === 'object' && !Array.isArray(v)) return { ok: true, value: v }
+    return invalid(`${name} must return an object (the step's output) or nothing; it returned ${describeValue(v)}`)
+  })
+}
+
+async function invokeFlowsFilter(impl: Module, request: FlowsFilterRequest): Promise<InvokeOutcome> {
+  const fn = impl[request.name]
+  if (fn === undefined) return { ok: false, kind: 'not_defined', message: 'the flows filter does not export getFlows (export function getFlows(user, flows, vars) { return flows })' }
+  if (typeof fn !== 'function') return { ok: false, kind: 'invalid_result', message: `the export getFlows must be a function; it is ${describeValue(fn)}` }
+  // Copies: what the filter does to its arguments must not change which flows the platform compares against.
+  const flows = request.flows.map((f) => Object.freeze({ id: f.id, name: f.name, label: f.label, environment: f.environment }))
+  return call(
+    () => fn(new User(request.user), Object.freeze([...flows]), Object.freeze({ ...request.vars })) as unknown,
+    (v) => (Array.isArray(v) ? { ok: true, value: keptFlowIds(request.flows, v) } : invalid(`getFlows must return an array of flows (or their names); it returned ${describeValue(v)}`)),
+  )
+}
 
 async function call(run: () => unknown, shape: (value: unknown) => Shaped): Promise<InvokeOutcome> {
   let value: unknown
@@ -213,6 +266,8 @@ export interface ThrownData {
   readonly name: string
   readonly message: string
   readonly stack?: string
+  /** A `RetryableError`'s wait, in seconds. */
+  readonly retryAfterSeconds?: number
 }
 
 const MAX_MESSAGE = 4000
@@ -233,9 +288,20 @@ export function describeThrown(thrown: unknown): ThrownData {
     const message = text(() => e.message, MAX_MESSAGE)
     if (message !== undefined) {
       const stack = text(() => e.stack, MAX_STACK)
-      return { name: text(() => e.name, 200) ?? 'Error', message, ...(stack !== undefined ? { stack } : {}) }
+      const wait = retryAfter(thrown)
+      return { name: text(() => e.name, 200) ?? 'Error', message, ...(stack !== undefined ? { stack } : {}), ...(wait !== undefined ? { retryAfterSeconds: wait } : {}) }
     }
   }
   const message = text(() => String(thrown), MAX_MESSAGE) ?? 'a value that cannot be shown'
   return { name: 'Thrown', message: `threw ${typeof thrown === 'string' ? JSON.stringify(message) : message}` }
+}
+
+/** A thrown `RetryableError`'s `retryAfterSeconds`, when it is a sane number. */
+function retryAfter(thrown: object): number | undefined {
+  try {
+    const v = (thrown as { retryAfterSeconds?: unknown }).retryAfterSeconds
+    return typeof v === 'number' && Number.isFinite(v) && v >= 0 ? Math.min(v, 86_400) : undefined
+  } catch {
+    return undefined
+  }
 }

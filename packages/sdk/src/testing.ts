@@ -29,10 +29,12 @@ import { randomUUID } from 'node:crypto'
 import type { EventData, FieldOptionData, HookResult, IntegrationData, JsonObject, JsonValue, StepName, UserData } from './flow/data.js'
 import { IntegrationError } from './flow/errors.js'
 import { createEvent, Event, isUser, User } from './flow/event.js'
+import type { FlowInfo, FlowsFilterImplementation } from './flow/flows-filter.js'
 import type { FlowImplementation, HookName, IdentityRequest } from './flow/handlers.js'
 import type { HostArgs, HostMethod, HostResult } from './flow/host.js'
+import type { StrategyData, StrategyImplementation } from './flow/strategy.js'
 import { describeThrown, installHostBridge, invoke, type InvokeOutcome, type InvokeRequest } from './runtime.js'
-import { checkHookResult, checkHostArgs, checkPrefetchResult, checkReducerResult, isHostMethod, type ReducerResults } from './validation.js'
+import { checkFlowsFilterResult, checkHookResult, checkHostArgs, checkPrefetchResult, checkReducerResult, checkStrategyResult, isHostMethod, type ReducerResults, type StrategyResults } from './validation.js'
 
 /** What a test handler of an integration call is told besides the arguments. */
 export interface TestHostContext {
@@ -189,9 +191,11 @@ function ensureBridge(): void {
 /** A flow implementation module, e.g. `import * as impl from './impl'`. */
 type Implementation = FlowImplementation
 
-async function run(impl: Implementation, request: InvokeRequest, handler: string, options: RunOptions): Promise<InvokeOutcome> {
+async function run(impl: Implementation | StrategyImplementation | FlowsFilterImplementation, request: InvokeRequest, handler: string, options: RunOptions): Promise<InvokeOutcome> {
   ensureBridge()
-  const outcome = await current.run({ host: options.host ?? {}, context: { event: request.event, handler } }, () =>
+  // fetchRemoteIdentity has no event: its integration calls are told about a request by the user in question.
+  const event = 'event' in request ? request.event : fakeEventData({ user: request.user })
+  const outcome = await current.run({ host: options.host ?? {}, context: { event, handler } }, () =>
     invoke(impl as Readonly<Record<string, unknown>>, request),
   )
   if (outcome.ok) return outcome
@@ -249,4 +253,141 @@ export async function runHook(impl: Implementation, name: HookName, event: Event
   const checked = checkHookResult(name, roundTrip(outcome.ok ? outcome.value : undefined, name))
   if (!checked.ok) throw new InvalidResultError(checked.message)
   return checked.value
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Custom strategies
+
+/** The strategy a custom strategy's functions are called with, in a test. */
+export interface FakeStrategyInput {
+  /** Default `test-strategy`. */
+  readonly name?: string
+  readonly settings?: Readonly<Record<string, string>>
+  /** The `custom` integration. Default: external id `test`, no settings. Secrets as `{ $secret: id }`. */
+  readonly integration?: Partial<IntegrationData>
+}
+
+export interface StrategyRunOptions extends RunOptions {
+  readonly strategy?: FakeStrategyInput
+  /** What `strategy.getRequesterIdentity(event)` gives in `escalate`/`deescalate`. Default `remote-<requester id>`. */
+  readonly identity?: string
+  /** The target id passed to `escalate`/`deescalate`. Default: the event's `payload.fields.target_id`, else `test-target`. */
+  readonly targetId?: string
+  /**
+   * Answers `strategy.fetch`, as a standard fetch handler (a `Request` in, a `Response` out), e.g.
+   * `fetch: async (req) => Response.json({ id: 'u-1' })`. Same as a `host['http.fetch']` handler, in web terms.
+   */
+  readonly fetch?: (request: Request) => Response | Promise<Response>
+}
+
+function strategyData(options: StrategyRunOptions, identity: string | null): StrategyData {
+  const i = options.strategy?.integration ?? {}
+  return {
+    name: options.strategy?.name ?? 'test-strategy',
+    settings: { ...(options.strategy?.settings ?? {}) },
+    integration: { type: i.type ?? 'custom', externalId: i.externalId ?? 'test', settings: { ...(i.settings ?? {}) } },
+    identity,
+  }
+}
+
+function strategyHost(options: StrategyRunOptions): TestHost {
+  const handler = options.fetch
+  if (!handler) return options.host ?? {}
+  const fetchHandler = async (args: HostArgs<'http.fetch'>): Promise<HostResult<'http.fetch'>> => {
+    const res = await handler(new Request(args.url, { method: args.method, headers: args.headers, ...(args.body !== undefined ? { body: args.body } : {}) }))
+    const headers: Record<string, string> = {}
+    res.headers.forEach((v, k) => (headers[k] = v))
+    return { status: res.status, url: args.url, headers, body: await res.text() }
+  }
+  return { ...options.host, 'http.fetch': fetchHandler }
+}
+
+async function runStrategy<N extends keyof StrategyResults>(name: N, impl: StrategyImplementation, request: InvokeRequest, options: StrategyRunOptions): Promise<StrategyResults[N]> {
+  const outcome = await run(impl, request, name, { host: strategyHost(options) })
+  const checked = checkStrategyResult(name, roundTrip(outcome.ok ? outcome.value : undefined, name))
+  if (!checked.ok) throw new InvalidResultError(checked.message)
+  return checked.value
+}
+
+/**
+ * Runs a custom strategy's `fetchRemoteIdentity` as the platform would: the user's ID in the system, or null.
+ * What it throws rejects as thrown (a `RetryableError` stays one).
+ *
+ * @example
+ * ```ts
+ * const id = await runFetchRemoteIdentity(strategy, fakeUser({ email: 'dev@example.com' }), {
+ *   strategy: { integration: { settings: { api_url: 'https://backoffice.test' } } },
+ *   fetch: async (req) => (new URL(req.url).searchParams.get('email') === 'dev@example.com' ? Response.json({ id: 'u-7' }) : new Response(null, { status: 404 })),
+ * })
+ * expect(id).toBe('u-7')
+ * ```
+ */
+export function runFetchRemoteIdentity(impl: StrategyImplementation, user: User | Partial<UserData>, options: StrategyRunOptions = {}): Promise<string | null> {
+  const data = fakeUserData(user)
+  return runStrategy('fetchRemoteIdentity', impl, { kind: 'strategy', name: 'fetchRemoteIdentity', user: data, strategy: strategyData(options, null) }, options)
+}
+
+function stepRequest(name: 'escalate' | 'deescalate', event: Event | EventData, options: StrategyRunOptions): InvokeRequest {
+  const data = eventData(event)
+  const fromEvent = data.payload.fields.target_id
+  const targetId = options.targetId ?? (typeof fromEvent === 'string' ? fromEvent : 'test-target')
+  const requester = data.run.actors.request ?? data.user
+  return { kind: 'strategy', name, targetId, event: data, strategy: strategyData(options, options.identity ?? `remote-${requester.id}`) }
+}
+
+/**
+ * Runs a custom strategy's `escalate` as the platform would, with the event (e.g. `fakeEvent({ name: 'escalate',
+ * payload: { fields: { target: {...}, target_id: '…' } } })`); resolves with the step's output (`{}` for nothing).
+ */
+export function runEscalate(impl: StrategyImplementation, event: Event | EventData, options: StrategyRunOptions = {}): Promise<StrategyResults['escalate']> {
+  return runStrategy('escalate', impl, stepRequest('escalate', event, options), options)
+}
+
+/** Runs a custom strategy's `deescalate` as the platform would; resolves with the step's output. */
+export function runDeescalate(impl: StrategyImplementation, event: Event | EventData, options: StrategyRunOptions = {}): Promise<StrategyResults['deescalate']> {
+  return runStrategy('deescalate', impl, stepRequest('deescalate', event, options), options)
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Flows filters
+
+/** A flow for `runGetFlows`: `name` is required; the ID defaults to a new UUID, the environment to `test`. */
+export type FakeFlowInput = Partial<FlowInfo> & { readonly name: string }
+
+/** Flows as the filter is given them. @example `fakeFlows('aws-access', { name: 'break-glass', environment: 'prod' })` */
+export function fakeFlows(...flows: ReadonlyArray<FakeFlowInput | string>): FlowInfo[] {
+  return flows.map((f) => {
+    const input = typeof f === 'string' ? { name: f } : f
+    return { id: input.id ?? randomUUID(), name: input.name, label: input.label ?? null, environment: input.environment ?? 'test' }
+  })
+}
+
+export interface FlowsFilterRunOptions extends RunOptions {
+  /** The filter's `vars`. Default none. */
+  readonly vars?: Readonly<Record<string, string>>
+  /** Its `integrations` (what its integration calls use), by name: `{ pagerduty: { type: 'pagerduty', externalId: '…', settings: {} } }`. */
+  readonly integrations?: Readonly<Record<string, IntegrationData>>
+}
+
+/**
+ * Runs a flows filter's `getFlows` as the platform would, for `user`: resolves with the flows of `flows` it keeps, in
+ * their order (what the person would see in `/sym`).
+ *
+ * @example
+ * ```ts
+ * import * as filter from './flows_filter'
+ * const flows = fakeFlows('okta-access', 'break-glass')
+ * const shown = await runGetFlows(filter, fakeUser(), flows, { host: { 'pagerduty.getIncidents': async () => [] } })
+ * expect(shown.map((f) => f.name)).toEqual(['okta-access'])
+ * ```
+ */
+export async function runGetFlows(impl: FlowsFilterImplementation, user: User | Partial<UserData>, flows: readonly FlowInfo[], options: FlowsFilterRunOptions = {}): Promise<FlowInfo[]> {
+  const data = fakeUserData(user)
+  const event = fakeEventData({ name: 'prompt', user: data, flow: { name: 'flows-filter', environment: { name: 'flows-filter', integrations: { ...(options.integrations ?? {}) } } } })
+  const request = { kind: 'flows_filter', name: 'getFlows', user: data, flows, vars: { ...(options.vars ?? {}) }, event } as const
+  const outcome = await run(impl, request, 'getFlows', options)
+  const checked = checkFlowsFilterResult(roundTrip(outcome.ok ? outcome.value : undefined, 'getFlows'))
+  if (!checked.ok) throw new InvalidResultError(checked.message)
+  const kept = new Set(checked.value)
+  return flows.filter((f) => kept.has(f.id))
 }

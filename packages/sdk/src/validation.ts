@@ -7,6 +7,7 @@ import { Type, type Static, type TSchema } from 'typebox'
 import { Compile } from 'typebox/compile'
 import type {
   DestinationData,
+  JsonObject as JsonObjectData,
   FieldOptionData,
   HookResult,
   JsonValue,
@@ -30,6 +31,8 @@ export const LIMITS = {
   /** Seconds: 30 days. */
   maxTimeout: 30 * 24 * 3600,
   ignoreMessage: 3000,
+  /** Flows a flows filter may keep (it is given at most this many). */
+  flows: 1000,
 } as const
 
 const Text = (max: number, options: object = {}) => Type.String({ minLength: 1, maxLength: max, ...options })
@@ -77,10 +80,16 @@ export const ApproversSchema = Type.Union([SlackChannel, SlackUser, SlackGroup, 
 
 export const IdentitySchema = Type.Union([Text(512), Type.Null()])
 
+/** What a custom strategy's `escalate`/`deescalate` returned, as kept on the event: a JSON object. */
+export const StrategyOutputSchema = JsonObject
+
 export const FieldOptionsSchema = Type.Array(
   Type.Object({ value: Text(LIMITS.optionText), label: Text(LIMITS.optionText) }, { additionalProperties: false }),
   { maxItems: LIMITS.prefetchOptions },
 )
+
+/** What a flows filter's `getFlows` gives, after `invoke` matched it against the flows it was given: their IDs. */
+export const FlowIdsSchema = Type.Array(Text(64), { maxItems: LIMITS.flows })
 
 export const HookResultSchema = Type.Union([
   Type.Object({ type: Type.Literal('proceed') }, { additionalProperties: false }),
@@ -120,7 +129,9 @@ const compiled = {
   getRequestNotifications: Compile(NotificationsSchema),
   getApprovers: Compile(ApproversSchema),
   getIdentity: Compile(IdentitySchema),
+  strategyOutput: Compile(StrategyOutputSchema),
   prefetch: Compile(FieldOptionsSchema),
+  flowIds: Compile(FlowIdsSchema),
   hook: Compile(HookResultSchema),
 }
 
@@ -148,9 +159,26 @@ export function checkReducerResult<N extends ReducerName>(name: N, value: unknow
   return result
 }
 
+/** What each custom strategy function gives, after validation. */
+export interface StrategyResults {
+  fetchRemoteIdentity: string | null
+  escalate: JsonObjectData
+  deescalate: JsonObjectData
+}
+
+/** Validates what a custom strategy function returned (after `invoke` shaped it). */
+export function checkStrategyResult<N extends keyof StrategyResults>(name: N, value: unknown): Checked<StrategyResults[N]> {
+  return check(name === 'fetchRemoteIdentity' ? compiled.getIdentity : compiled.strategyOutput, value, name)
+}
+
 /** Validates what a prefetch reducer returned. */
 export function checkPrefetchResult(field: string, value: unknown): Checked<FieldOptionData[]> {
   return check(compiled.prefetch, value, `the prefetch reducer of "${field}"`)
+}
+
+/** Validates what a flows filter's `getFlows` gave (the IDs of the flows to show). */
+export function checkFlowsFilterResult(value: unknown): Checked<string[]> {
+  return check(compiled.flowIds, value, 'getFlows')
 }
 
 const AFTER = new Set<string>(AFTER_HOOK_NAMES)
@@ -194,6 +222,15 @@ export const HOST_CALL_ARGS = {
   'awsLambda.invoke': Type.Object({ arn: Text(2048), payload: Json }, strict),
   'awsLambda.invokeAsync': Type.Object({ arn: Text(2048), payload: Json }, strict),
   'secrets.retrieve': Type.Object({ secretId: Id }, strict),
+  'http.fetch': Type.Object(
+    {
+      url: Type.String({ minLength: 1, maxLength: 8192, pattern: '^https?://' }),
+      method: Type.Union(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'].map((m) => Type.Literal(m))),
+      headers: Type.Record(Type.String({ minLength: 1, maxLength: 256 }), Type.String({ maxLength: 8192 }), { maxProperties: 50 }),
+      body: Type.Optional(Type.String({ maxLength: 1024 * 1024 })),
+    },
+    strict,
+  ),
   'users.getEventCount': Type.Object(
     {
       user: UserRef,

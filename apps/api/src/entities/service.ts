@@ -124,7 +124,9 @@ export class EntityService {
     const errors: FieldError[] = validateEntityRules(r, body)
     if (errors.length) throw invalid(errors)
     const n = normalizeEntityBody(r, body)
-    if (COMPILED_IMPLEMENTATIONS.has(kind) && typeof n.implementation === 'string') {
+    // A custom strategy's implementation is code for the sandbox too (fetchRemoteIdentity, escalate, deescalate).
+    const compiled = COMPILED_IMPLEMENTATIONS.has(kind) || (kind === 'strategy' && n.type === 'custom')
+    if (compiled && typeof n.implementation === 'string') {
       const check = await checkImplementation(n.implementation)
       if (!check.ok) throw invalid([{ field: 'implementation', message: `does not compile: ${check.message}` }])
     }

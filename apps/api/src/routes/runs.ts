@@ -71,6 +71,7 @@ const Event = Type.Object({
   submitted_by: Nullable(User, 'Who submitted the event when not its actor (a bot token requesting for a user).'),
   fields: Json,
   error: Nullable(Type.String()),
+  warning: Nullable(Type.String(), "A note on a step that went ahead anyway, e.g. the flow's implementation is Python and cannot run (the flow used the defaults)."),
   output: Type.Unknown({ description: 'The strategy output of escalate/deescalate: `{body, errors}`.' }),
   verified: Nullable(Type.Boolean(), 'Whether reading the target back confirmed the change; null when the target cannot tell.'),
   attempts: Type.Integer(),

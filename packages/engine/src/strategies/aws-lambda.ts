@@ -10,8 +10,7 @@
  * `TooManyRequestsException`), 5xx and connection failures are retried. Identity: the user's email (the function
  * decides what it means); the target cannot be read back.
  */
-import { InvokeCommand } from '@aws-sdk/client-lambda'
-import { Aws } from '../aws.js'
+import { Aws, awsSdk } from '../aws.js'
 import { StrategyError, type Strategy, type StrategyCall, type StrategyOutput } from '../strategy.js'
 import { clientsFor, send } from './aws-common.js'
 import { requireTargetType, targetSetting } from './common.js'
@@ -30,7 +29,7 @@ export function createAwsLambdaStrategy(options: AwsLambdaStrategyOptions = {}):
   async function invoke(call: StrategyCall, step: 'escalate' | 'deescalate'): Promise<StrategyOutput> {
     requireTargetType(call, ['aws_lambda_function'])
     const arn = targetSetting(call, 'arn')
-    const lambda = clientsFor(aws, call).lambda()
+    const [lambda, { InvokeCommand }] = await Promise.all([clientsFor(aws, call).lambda(), awsSdk.lambda()])
     const out = await send(`lambda Invoke ${arn} (${step})`, () =>
       lambda.send(new InvokeCommand({ FunctionName: arn, InvocationType: 'RequestResponse', Payload: Buffer.from(JSON.stringify(call.payload)) }), { abortSignal: call.signal }),
     )

@@ -14,17 +14,9 @@
  * identity: the Identity Store `UserId`, found with `GetUserId` by `emails.value`, then `userName`. The identity
  * store is `settings.identity_store_id` of the strategy or integration, else the instance's (`ListInstances`).
  */
-import {
-  CreateAccountAssignmentCommand,
-  DeleteAccountAssignmentCommand,
-  DescribeAccountAssignmentCreationStatusCommand,
-  DescribeAccountAssignmentDeletionStatusCommand,
-  ListAccountAssignmentsCommand,
-  ListInstancesCommand,
-  type AccountAssignmentOperationStatus,
-} from '@aws-sdk/client-sso-admin'
-import { CreateGroupMembershipCommand, DeleteGroupMembershipCommand, GetGroupMembershipIdCommand, GetUserIdCommand } from '@aws-sdk/client-identitystore'
-import { Aws, type AwsClients } from '../aws.js'
+import type { IdentitystoreClient } from '@aws-sdk/client-identitystore'
+import type { AccountAssignmentOperationStatus, SSOAdminClient } from '@aws-sdk/client-sso-admin'
+import { Aws, awsSdk, type AwsClients } from '../aws.js'
 import { RetryableStrategyError, StrategyError, type Strategy, type StrategyCall, type StrategyOutput } from '../strategy.js'
 import { clientsFor, send, sendOr } from './aws-common.js'
 import { delay, optionalSetting, requireTargetType, strategyName, targetSetting } from './common.js'
@@ -36,6 +28,19 @@ export interface AwsSsoStrategyOptions {
   readonly pollIntervalMs?: number
   /** Status polls before the step is retried. Default 20. */
   readonly maxPolls?: number
+}
+
+type SsoAdminSdk = Awaited<ReturnType<typeof awsSdk.ssoAdmin>>
+type IdentitystoreSdk = Awaited<ReturnType<typeof awsSdk.identitystore>>
+
+/** The context's sso-admin client and the SDK's commands (both loaded on first use). */
+async function ssoAdmin(clients: AwsClients): Promise<[SSOAdminClient, SsoAdminSdk]> {
+  return Promise.all([clients.ssoAdmin(), awsSdk.ssoAdmin()])
+}
+
+/** The context's identitystore client and the SDK's commands (both loaded on first use). */
+async function identitystore(clients: AwsClients): Promise<[IdentitystoreClient, IdentitystoreSdk]> {
+  return Promise.all([clients.identitystore(), awsSdk.identitystore()])
 }
 
 const INSTANCE_ARN_RE = /^arn:aws[a-z-]*:sso:::instance\/(sso)?ins-[a-zA-Z0-9-.]{16}$/
@@ -60,9 +65,10 @@ export function createAwsSsoStrategy(options: AwsSsoStrategyOptions = {}): Strat
     if (configured) return configured
     const known = identityStores.get(instance)
     if (known) return known
+    const [admin, sso] = await ssoAdmin(clients)
     let token: string | undefined
     for (let page = 0; page < MAX_PAGES; page++) {
-      const out = await send('sso-admin ListInstances', () => clients.ssoAdmin().send(new ListInstancesCommand({ NextToken: token }), { abortSignal: call.signal }))
+      const out = await send('sso-admin ListInstances', () => admin.send(new sso.ListInstancesCommand({ NextToken: token }), { abortSignal: call.signal }))
       const found = out.Instances?.find((i) => i.InstanceArn === instance)
       if (found?.IdentityStoreId) {
         identityStores.set(instance, found.IdentityStoreId)
@@ -89,6 +95,7 @@ export function createAwsSsoStrategy(options: AwsSsoStrategyOptions = {}): Strat
 
   /** Polls an assignment request until it is no longer IN_PROGRESS. */
   async function settle(clients: AwsClients, call: StrategyCall, instance: string, kind: 'creation' | 'deletion', first: AccountAssignmentOperationStatus | undefined): Promise<AccountAssignmentOperationStatus> {
+    const [admin, sso] = await ssoAdmin(clients)
     let status = first
     const requestId = status?.RequestId
     if (!status || !requestId) throw new StrategyError(`sso-admin ${kind === 'creation' ? 'CreateAccountAssignment' : 'DeleteAccountAssignment'}: the reply has no request id`)
@@ -96,12 +103,12 @@ export function createAwsSsoStrategy(options: AwsSsoStrategyOptions = {}): Strat
       await delay(pollIntervalMs, call.signal)
       if (kind === 'creation') {
         const out = await send('sso-admin DescribeAccountAssignmentCreationStatus', () =>
-          clients.ssoAdmin().send(new DescribeAccountAssignmentCreationStatusCommand({ InstanceArn: instance, AccountAssignmentCreationRequestId: requestId }), { abortSignal: call.signal }),
+          admin.send(new sso.DescribeAccountAssignmentCreationStatusCommand({ InstanceArn: instance, AccountAssignmentCreationRequestId: requestId }), { abortSignal: call.signal }),
         )
         status = out.AccountAssignmentCreationStatus
       } else {
         const out = await send('sso-admin DescribeAccountAssignmentDeletionStatus', () =>
-          clients.ssoAdmin().send(new DescribeAccountAssignmentDeletionStatusCommand({ InstanceArn: instance, AccountAssignmentDeletionRequestId: requestId }), { abortSignal: call.signal }),
+          admin.send(new sso.DescribeAccountAssignmentDeletionStatusCommand({ InstanceArn: instance, AccountAssignmentDeletionRequestId: requestId }), { abortSignal: call.signal }),
         )
         status = out.AccountAssignmentDeletionStatus
       }
@@ -114,11 +121,12 @@ export function createAwsSsoStrategy(options: AwsSsoStrategyOptions = {}): Strat
   }
 
   async function isAssigned(clients: AwsClients, call: StrategyCall, instance: string): Promise<boolean> {
+    const [admin, sso] = await ssoAdmin(clients)
     const a = assignment(call, instance)
     let token: string | undefined
     for (let page = 0; page < MAX_PAGES; page++) {
       const out = await send('sso-admin ListAccountAssignments', () =>
-        clients.ssoAdmin().send(new ListAccountAssignmentsCommand({ InstanceArn: instance, AccountId: a.TargetId, PermissionSetArn: a.PermissionSetArn, MaxResults: 100, NextToken: token }), { abortSignal: call.signal }),
+        admin.send(new sso.ListAccountAssignmentsCommand({ InstanceArn: instance, AccountId: a.TargetId, PermissionSetArn: a.PermissionSetArn, MaxResults: 100, NextToken: token }), { abortSignal: call.signal }),
       )
       if (out.AccountAssignments?.some((x) => x.PrincipalType === 'USER' && x.PrincipalId === call.identity)) return true
       token = out.NextToken
@@ -128,8 +136,9 @@ export function createAwsSsoStrategy(options: AwsSsoStrategyOptions = {}): Strat
   }
 
   async function assign(clients: AwsClients, call: StrategyCall, instance: string): Promise<StrategyOutput> {
+    const [admin, sso] = await ssoAdmin(clients)
     const a = assignment(call, instance)
-    const out = await send('sso-admin CreateAccountAssignment', () => clients.ssoAdmin().send(new CreateAccountAssignmentCommand(a), { abortSignal: call.signal }))
+    const out = await send('sso-admin CreateAccountAssignment', () => admin.send(new sso.CreateAccountAssignmentCommand(a), { abortSignal: call.signal }))
     const status = await settle(clients, call, instance, 'creation', out.AccountAssignmentCreationStatus)
     if (status.Status !== 'SUCCEEDED') {
       throw new StrategyError(`sso-admin: assigning permission set ${a.PermissionSetArn} in account ${a.TargetId} to user ${call.identity} ${status.Status}: ${status.FailureReason ?? 'no reason given'} (request ${status.RequestId})`)
@@ -138,8 +147,9 @@ export function createAwsSsoStrategy(options: AwsSsoStrategyOptions = {}): Strat
   }
 
   async function unassign(clients: AwsClients, call: StrategyCall, instance: string): Promise<StrategyOutput> {
+    const [admin, sso] = await ssoAdmin(clients)
     const a = assignment(call, instance)
-    const out = await send('sso-admin DeleteAccountAssignment', () => clients.ssoAdmin().send(new DeleteAccountAssignmentCommand(a), { abortSignal: call.signal }))
+    const out = await send('sso-admin DeleteAccountAssignment', () => admin.send(new sso.DeleteAccountAssignmentCommand(a), { abortSignal: call.signal }))
     const status = await settle(clients, call, instance, 'deletion', out.AccountAssignmentDeletionStatus)
     const body = { account_id: a.TargetId, permission_set_arn: a.PermissionSetArn, principal_id: call.identity, request_id: status.RequestId ?? null, status: status.Status ?? null }
     if (status.Status === 'SUCCEEDED') return { body, errors: [] }
@@ -153,18 +163,20 @@ export function createAwsSsoStrategy(options: AwsSsoStrategyOptions = {}): Strat
   // -- group memberships --------------------------------------------------------------------------------------
 
   async function membershipId(clients: AwsClients, call: StrategyCall, store: string, group: string): Promise<string | undefined> {
+    const [ids, idsdk] = await identitystore(clients)
     const out = await sendOr(
       'identitystore GetGroupMembershipId',
-      () => clients.identitystore().send(new GetGroupMembershipIdCommand({ IdentityStoreId: store, GroupId: group, MemberId: { UserId: call.identity } }), { abortSignal: call.signal }),
+      () => ids.send(new idsdk.GetGroupMembershipIdCommand({ IdentityStoreId: store, GroupId: group, MemberId: { UserId: call.identity } }), { abortSignal: call.signal }),
       { ResourceNotFoundException: () => undefined },
     )
     return out?.MembershipId
   }
 
   async function join(clients: AwsClients, call: StrategyCall, store: string, group: string): Promise<StrategyOutput> {
+    const [ids, idsdk] = await identitystore(clients)
     const created = await sendOr(
       'identitystore CreateGroupMembership',
-      () => clients.identitystore().send(new CreateGroupMembershipCommand({ IdentityStoreId: store, GroupId: group, MemberId: { UserId: call.identity } }), { abortSignal: call.signal }),
+      () => ids.send(new idsdk.CreateGroupMembershipCommand({ IdentityStoreId: store, GroupId: group, MemberId: { UserId: call.identity } }), { abortSignal: call.signal }),
       { ConflictException: (e) => ({ conflict: e }) },
     )
     if ('conflict' in created) {
@@ -179,7 +191,8 @@ export function createAwsSsoStrategy(options: AwsSsoStrategyOptions = {}): Strat
   async function leave(clients: AwsClients, call: StrategyCall, store: string, group: string): Promise<StrategyOutput> {
     const id = await membershipId(clients, call, store, group)
     if (!id) return { body: { group_id: group, user_id: call.identity, was_member: false }, errors: [] }
-    await sendOr('identitystore DeleteGroupMembership', () => clients.identitystore().send(new DeleteGroupMembershipCommand({ IdentityStoreId: store, MembershipId: id }), { abortSignal: call.signal }), {
+    const [ids, idsdk] = await identitystore(clients)
+    await sendOr('identitystore DeleteGroupMembership', () => ids.send(new idsdk.DeleteGroupMembershipCommand({ IdentityStoreId: store, MembershipId: id }), { abortSignal: call.signal }), {
       ResourceNotFoundException: () => undefined,
     })
     return { body: { group_id: group, user_id: call.identity, membership_id: id }, errors: [] }
@@ -204,10 +217,11 @@ export function createAwsSsoStrategy(options: AwsSsoStrategyOptions = {}): Strat
       const instance = instanceArn(call)
       const clients = clientsFor(aws, call)
       const store = await identityStoreId(clients, call, instance)
+      const [ids, idsdk] = await identitystore(clients)
       for (const path of ['emails.value', 'userName'] as const) {
         const out = await sendOr(
           `identitystore GetUserId (${path})`,
-          () => clients.identitystore().send(new GetUserIdCommand({ IdentityStoreId: store, AlternateIdentifier: { UniqueAttribute: { AttributePath: path, AttributeValue: email } } }), { abortSignal: call.signal }),
+          () => ids.send(new idsdk.GetUserIdCommand({ IdentityStoreId: store, AlternateIdentifier: { UniqueAttribute: { AttributePath: path, AttributeValue: email } } }), { abortSignal: call.signal }),
           { ResourceNotFoundException: () => undefined },
         )
         if (out?.UserId) return out.UserId

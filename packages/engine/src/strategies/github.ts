@@ -16,7 +16,8 @@
  * - 429, 403 with `x-ratelimit-remaining: 0` or a secondary rate limit (honouring `retry-after`, else
  *   `x-ratelimit-reset`, else 60 s), 5xx and connection errors are retried.
  */
-import { Octokit } from '@octokit/rest'
+import type * as OctokitModule from '@octokit/rest'
+import type { Octokit } from '@octokit/rest'
 import { RetryableStrategyError, StrategyError, type Strategy, type StrategyCall, type StrategyOutput } from '../strategy.js'
 import { integrationOf, integrationSecret, optionalSetting, requireTargetType, strategyName, targetSetting } from './common.js'
 import { parseRetryAfter } from './http.js'
@@ -27,6 +28,14 @@ export interface GithubStrategyOptions {
   readonly fetch?: typeof fetch
   readonly now?: () => number
 }
+
+/** Octokit, imported on first use (the API process never needs it) and then cached; a failed import is tried again. */
+let octokitModule: Promise<typeof OctokitModule> | undefined
+const loadOctokit = () =>
+  (octokitModule ??= import('@octokit/rest').catch((e: unknown) => {
+    octokitModule = undefined
+    throw e
+  }))
 
 const PERMISSIONS = /^[a-z0-9_-]{1,100}$/i
 const SECONDARY_LIMIT_WAIT_MS = 60_000
@@ -48,7 +57,8 @@ export function createGithubStrategy(options: GithubStrategyOptions = {}): Strat
     const org = integration.externalId
     if (!org) throw new StrategyError(`${strategyName(call)}: its github integration has no external_id (the GitHub organization)`)
     const token = await integrationSecret(call, integration, 'api_token_secret')
-    const octokit = new Octokit({
+    const { Octokit } = await loadOctokit()
+    const octokit: Octokit = new Octokit({
       auth: token,
       baseUrl,
       userAgent: USER_AGENT,

@@ -1,9 +1,10 @@
-/** The built-in strategy implementations, by type (see ./README.md). The sandbox issue adds `custom`. */
+/** The built-in strategy implementations, by type (see ./README.md); `custom` runs in the sandbox it is given. */
 import { Aws, type AwsOptions } from '../aws.js'
 import type { Strategy, StrategyRegistry } from '../strategy.js'
 import { createAwsIamStrategy } from './aws-iam.js'
 import { createAwsLambdaStrategy } from './aws-lambda.js'
 import { createAwsSsoStrategy, type AwsSsoStrategyOptions } from './aws-sso.js'
+import { createCustomStrategy, type CustomStrategyOptions, type StrategySandbox } from './custom.js'
 import { createGithubStrategy, type GithubStrategyOptions } from './github.js'
 import { createHttpStrategy, type HttpStrategyOptions } from './http.js'
 import { createOktaStrategy, type OktaStrategyOptions } from './okta.js'
@@ -14,6 +15,7 @@ export * from './aws-sso.js'
 export * from './aws-iam.js'
 export * from './aws-lambda.js'
 export * from './github.js'
+export * from './custom.js'
 
 export interface BuiltinStrategyOptions {
   readonly http?: HttpStrategyOptions
@@ -27,6 +29,13 @@ export interface BuiltinStrategyOptions {
    * `AWS_ENDPOINT_URL`, `AWS_ENDPOINT_URL_<SERVICE>`, `AWS_REGION`, `AWS_MAX_ATTEMPTS` and the credential chain.
    */
   readonly aws?: Aws | AwsOptions
+  /**
+   * The sandbox `custom` strategies run in (`createSandbox()` of `@opensym/sandbox`; the worker's). Without one,
+   * `custom` is not installed and its runs fail saying so.
+   */
+  readonly sandbox?: StrategySandbox
+  /** `custom` options besides the sandbox (time limit, `fetch`, which URLs `strategy.fetch` may reach). */
+  readonly custom?: Omit<CustomStrategyOptions, 'sandbox'>
   /** Where the `OPENSYM_*` defaults are read. Default `process.env`. */
   readonly env?: Readonly<Record<string, string | undefined>>
 }
@@ -44,6 +53,7 @@ export function builtinStrategies(options: BuiltinStrategyOptions = {}): Strateg
     createAwsIamStrategy({ aws }),
     createAwsLambdaStrategy({ aws }),
     createGithubStrategy({ ...options.github, ...(githubBaseUrl ? { baseUrl: githubBaseUrl } : {}) }),
+    ...(options.sandbox ? [createCustomStrategy({ ...options.custom, sandbox: options.sandbox })] : []),
   ]
   return new Map(all.map((s) => [s.type, s]))
 }

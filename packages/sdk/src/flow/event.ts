@@ -321,3 +321,6 @@ function setting(v: IntegrationSettingData): IntegrationSetting {
 export function createEvent(data: EventData): Event {
   return new Event(data)
 }
+
+/** An integration's data as the SDK's `Integration` (secret-valued settings as `Secret`s), for custom strategies. */
+export { integration as createIntegration }

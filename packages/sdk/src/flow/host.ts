@@ -45,6 +45,11 @@ export interface HostCalls {
   'awsLambda.invoke': { args: { readonly arn: string; readonly payload: JsonValue }; result: JsonValue }
   'awsLambda.invokeAsync': { args: { readonly arn: string; readonly payload: JsonValue }; result: null }
   'secrets.retrieve': { args: { readonly secretId: string }; result: string }
+  /** An HTTP request for a custom strategy (`strategy.fetch`): any status resolves; redirects are not followed. */
+  'http.fetch': {
+    args: { readonly url: string; readonly method: string; readonly headers: Readonly<Record<string, string>>; readonly body?: string }
+    result: { readonly status: number; readonly url: string; readonly headers: Readonly<Record<string, string>>; readonly body: string }
+  }
   'users.getEventCount': {
     args: {
       readonly user: UserRefData

@@ -1,7 +1,8 @@
 /**
  * `@opensym/sdk/flow`: everything a flow implementation uses, with no dependencies, so that it runs unchanged in
  * the platform's sandbox, in an editor and in unit tests. `@opensym/sdk` re-exports all of it; in the sandbox,
- * both names resolve to this module.
+ * both names resolve to this module. Custom strategies (`sym_strategy` of type `custom`) use it too: see
+ * `AccessStrategy` and `RetryableError`.
  *
  * @example impl.ts
  * ```ts
@@ -78,8 +79,22 @@ export {
   type ReducerName,
   type Reducers,
 } from './handlers.js'
+export { FLOWS_FILTER_FUNCTION_NAMES, keptFlowIds, type FlowInfo, type FlowsFilterFunctions, type FlowsFilterImplementation } from './flows-filter.js'
 export { callHost, type HostArgs, type HostCalls, type HostMethod, type HostResult, type SlackMessageTargetData, type UserRefData } from './host.js'
 export { awsLambda, okta, pagerduty, slack, type DestinationOptions, type SlackTarget } from './integrations.js'
+export {
+  createAccessStrategy,
+  RetryableError,
+  STRATEGY_FUNCTION_NAMES,
+  type AccessStrategy,
+  type FetchInit,
+  type FetchResponse,
+  type StrategyData,
+  type StrategyFunctionName,
+  type StrategyFunctions,
+  type StrategyImplementation,
+  type StrategyOutput,
+} from './strategy.js'
 export type {
   Notification,
   NotificationDestination,

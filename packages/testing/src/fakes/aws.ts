@@ -156,12 +156,18 @@ export class FakeSts {
 // ---------------------------------------------------------------------------------------------------------------
 // IAM
 
+export interface FakeIamTag {
+  readonly Key: string
+  readonly Value: string
+}
 export interface FakeIamUser {
   readonly UserName: string
   readonly UserId: string
   readonly Arn: string
   readonly Path: string
   readonly CreateDate: Date
+  /** Returned by `GetUser` only (IAM's list operations leave tags out). */
+  readonly Tags?: readonly FakeIamTag[]
 }
 export interface FakeIamGroup {
   readonly GroupName: string
@@ -179,8 +185,15 @@ export class FakeIam {
   groupsPerUser = 10
   constructor(private readonly accountId: string) {}
 
-  addUser(name: string, path = '/'): FakeIamUser {
-    const user = { UserName: name, UserId: `AIDA${randomHex(8).toUpperCase()}`, Arn: `arn:aws:iam::${this.accountId}:user${path}${name}`, Path: path, CreateDate: new Date() }
+  addUser(name: string, path = '/', tags?: Readonly<Record<string, string>>): FakeIamUser {
+    const user: FakeIamUser = {
+      UserName: name,
+      UserId: `AIDA${randomHex(8).toUpperCase()}`,
+      Arn: `arn:aws:iam::${this.accountId}:user${path}${name}`,
+      Path: path,
+      CreateDate: new Date(),
+      ...(tags ? { Tags: Object.entries(tags).map(([Key, Value]) => ({ Key, Value })) } : {}),
+    }
     this.users.set(name, user)
     return user
   }
@@ -209,6 +222,7 @@ export class FakeIam {
 
   handle(action: string, form: URLSearchParams): Record<string, unknown> | undefined {
     const pub = ({ members: _m, ...g }: FakeIamGroup) => g
+    const listed = ({ Tags: _t, ...u }: FakeIamUser) => u
     switch (action) {
       case 'AddUserToGroup': {
         const group = this.group(form.get('GroupName'))
@@ -228,12 +242,15 @@ export class FakeIam {
       }
       case 'GetGroup': {
         const group = this.group(form.get('GroupName'))
-        const users = [...group.members].map((n) => this.users.get(n)).filter((u): u is FakeIamUser => !!u)
+        const users = [...group.members].map((n) => this.users.get(n)).filter((u): u is FakeIamUser => !!u).map(listed)
         const page = paginate(users, form.get('Marker'), Number(form.get('MaxItems') ?? 100))
         return { Group: pub(group), Users: page.items, IsTruncated: page.next !== undefined, Marker: page.next }
       }
-      case 'GetUser':
-        return { User: this.user(form.get('UserName')) }
+      case 'GetUser': {
+        const { Tags, ...user } = this.user(form.get('UserName'))
+        // Tags come last in IAM's GetUser result, and are absent (not empty) for an untagged user.
+        return { User: Tags?.length ? { ...user, Tags } : user }
+      }
       case 'ListGroupsForUser': {
         const user = this.user(form.get('UserName'))
         const groups = [...this.groups.values()].filter((g) => g.members.has(user.UserName)).map(pub)
