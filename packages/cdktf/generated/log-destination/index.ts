@@ -9,19 +9,19 @@ import * as cdktf from 'cdktf';
 
 export interface LogDestinationConfig extends cdktf.TerraformMetaArguments {
   /**
-  * The kind of destination. One of: `kinesis_firehose`, `kinesis_data_stream`, `segment`, `http`, `datadog`.
+  * The kind of destination. One of: `kinesis_firehose`, `kinesis_data_stream`, `segment`, `http`, `datadog`, `s3`.
   *
   * Docs at Terraform Registry: {@link https://registry.terraform.io/providers/symopsio/sym/latest/docs/resources/log_destination#type LogDestination#type}
   */
   readonly type: string;
   /**
-  * The ID of the `sym_integration` used to reach the destination: a `permission_context` for Kinesis types, a `segment` integration for Segment. Not used by `http` and `datadog`.
+  * The ID of the `sym_integration` used to reach the destination: a `permission_context` for Kinesis types and `s3`, a `segment` integration for Segment (its `settings.write_key_secret` names the `sym_secret` holding the write key). Not used by `http` and `datadog`.
   *
   * Docs at Terraform Registry: {@link https://registry.terraform.io/providers/symopsio/sym/latest/docs/resources/log_destination#integration_id LogDestination#integration_id}
   */
   readonly integrationId?: string;
   /**
-  * Type-specific settings: `stream_name` for Kinesis types and Segment, `url` for `http`.
+  * Type-specific settings: `stream_name` for Kinesis types and Segment, `url` (and optional secrets) for `http`, the API key secret for `datadog`, `bucket` for `s3`.
   *
   * Docs at Terraform Registry: {@link https://registry.terraform.io/providers/symopsio/sym/latest/docs/resources/log_destination#settings LogDestination#settings}
   */

@@ -283,7 +283,7 @@ export function slugOf(r: ResourceDef, body: Json): string {
         .toLowerCase()
     case 'settings': {
       const settings = (body.settings ?? {}) as Record<string, string>
-      const source = settings.stream_name || settings.url?.replace(/^[a-z]+:\/\//i, '') || text(body.type)
+      const source = settings.stream_name || settings.url?.replace(/^[a-z]+:\/\//i, '') || settings.bucket || text(body.type)
       return slugify(source)
     }
     default:

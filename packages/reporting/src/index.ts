@@ -1,0 +1,5 @@
+export * from './batching.js'
+export * from './destinations/index.js'
+export * from './delivery.js'
+export * from './worker.js'
+export * from './admin.js'
