@@ -104,7 +104,8 @@ export function settings() {
 /** apps/worker as a child process (own process group), its log kept for the summary. */
 function startWorkerProcess(env) {
   const extra = (process.env.BENCH_WORKER_NODE_ARGS ?? '').split(/\s+/).filter(Boolean);
-  const child = spawn(process.execPath, [...extra, '--import', 'tsx', '--conditions=@opensym/source', 'apps/worker/src/main.ts'], {
+  // --no-node-snapshot: isolated-vm (flow implementations) needs it, as in scripts/start.mjs.
+  const child = spawn(process.execPath, [...extra, '--no-node-snapshot', '--import', 'tsx', '--conditions=@opensym/source', 'apps/worker/src/main.ts'], {
     cwd: ROOT,
     env,
     stdio: ['ignore', 'pipe', 'pipe'],
