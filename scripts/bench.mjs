@@ -7,8 +7,15 @@
 //             terraform_data, with the targets of issue 3 (scripts/bench/provider.mjs)
 //   engine    the access flow engine: request → escalated latency and runs/s, expiry lateness, worker RSS, with the
 //             targets of issue 4 (a worker process on the API's queue prefix; scripts/bench/engine.mjs)
+//   load      sustained Events-API load with auto-approval at increasing rates: throughput, end-to-end latency,
+//             error rate, PostgreSQL/Redis round trips per run (its own API, worker and private servers;
+//             scripts/bench/load.mjs)
+//   logs      delivery of audit entries to an http log destination: backlog throughput, and lag p50/p99 at a
+//             steady rate (the log-delivery worker in a child process on the bench database; scripts/bench/logs.mjs)
 //   sandbox   flow implementations in the sandbox: cold start per flow version, per-call overhead of a reducer and
 //             of a hook that makes one SDK call (needs neither the API nor the database; scripts/bench/sandbox.mjs)
+//   slack     a signed Slack Approve click to its acknowledgement, the strategy call and the card update, p50/p99
+//             (an API and a worker of its own on the bench database, the local Slack fake; scripts/bench/slack.mjs)
 // e.g. `npm run bench -- provider` runs only the provider section.
 //
 // Steps: install dependencies if needed, find or start PostgreSQL and Redis (stack.mjs), create and migrate a
@@ -57,10 +64,13 @@ import {
   waitReady,
 } from './bench/common.mjs';
 import * as engineSection from './bench/engine.mjs';
+import * as loadSection from './bench/load.mjs';
+import * as logsSection from './bench/logs.mjs';
 import * as sandboxSection from './bench/sandbox.mjs';
 import * as providerSection from './bench/provider.mjs';
+import * as slackSection from './bench/slack.mjs';
 
-const SECTIONS = { api: apiSection, provider: providerSection, engine: engineSection, sandbox: sandboxSection };
+const SECTIONS = { api: apiSection, provider: providerSection, engine: engineSection, load: loadSection, logs: logsSection, sandbox: sandboxSection, slack: slackSection };
 
 function chosenSections(argv) {
   const names = argv.filter((a) => a !== '--');

@@ -1,2 +1,5 @@
 import { project } from '../../vitest.shared.js'
-export default project('worker', { database: true })
+
+// The worker runs flow code in isolated-vm, which on Node 20 needs the node snapshot off.
+const base = project('worker', { database: true })
+export default { ...base, test: { ...base.test, execArgv: ['--no-node-snapshot'] } }

@@ -1,15 +1,26 @@
 /**
- * The admin command: orgs, users, bots and tokens, users' identities in other services, and verifying an org's
- * audit chain. `run(argv, io)` is the
+ * The admin command: orgs, users, bots and tokens, users' identities in other services, verifying an org's
+ * audit chain, the job queues (queues.ts) and delivery to log destinations. `run(argv, io)` is the
  * whole program so tests drive it in process; `main.ts` wires it to the real database and stdout.
  */
 import { parseArgs } from 'node:util'
 import { AccountError, createBot, createOrg, createUser, findOrg, issueToken, listTokens, revokeToken, type Db } from '@opensym/db'
 import { parseDuration } from '@opensym/domain'
 import { deleteIdentities, IdentityConflictError, listIdentities, setIdentity, verifyAuditChain } from '@opensym/engine'
+import { DeliveryAdminError, deliveryStatus, replayDelivery } from '@opensym/reporting'
+import type { Redis } from 'ioredis'
+import { QueueAdminError, queuesCommand, QUEUES_USAGE } from './queues.js'
 
 export interface Io {
   out(text: string): void
+}
+
+/** What only some commands need. */
+export interface AdminEnv {
+  /** Redis for `queues` (connected on first use; main.ts: REDIS_URL). */
+  readonly redis?: () => Redis
+  /** The BullMQ key prefix (QUEUE_PREFIX). Default opensym. */
+  readonly queuePrefix?: string
 }
 
 /** A usage or input problem: printed as one line, exit code 2. */
@@ -27,7 +38,12 @@ const USAGE = `usage: admin <command> [--json]
   identities delete --org <slug> --user <email> --service <service> [--service-id <id>]
       (how users are known in other services: service okta|aws_sso|aws_iam|github|…, service id = the
        integration's external_id, external id = the user's id there; found by email and stored when first needed)
-  audit verify --org <slug>   (recomputes the org's audit hash chain; exit 1 naming the first broken entry)`
+  audit verify --org <slug>   (recomputes the org's audit hash chain; exit 1 naming the first broken entry)
+  log-destinations status --org <slug> [--destination <slug|id>] [--type <type>]
+  log-destinations replay --org <slug> --destination <slug|id> [--type <type>] [--from <audit seq>|<ISO time>]
+      (delivery to log destinations: cursor, backlog, failures; replay makes a dead destination active again,
+       --from sends entries again from that audit entry or time; running workers pick it up within a second)
+${QUEUES_USAGE}`
 
 const OPTIONS = {
   json: { type: 'boolean' },
@@ -43,6 +59,13 @@ const OPTIONS = {
   service: { type: 'string' },
   'service-id': { type: 'string' },
   'external-id': { type: 'string' },
+  destination: { type: 'string' },
+  type: { type: 'string' },
+  from: { type: 'string' },
+  limit: { type: 'string' },
+  state: { type: 'string' },
+  'older-than': { type: 'string' },
+  all: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 } as const
 
@@ -65,7 +88,7 @@ async function findUser(db: Db, orgId: string, orgSlug: string, who: string) {
 }
 
 /** Runs one admin command; returns the process exit code. */
-export async function run(argv: readonly string[], db: Db, io: Io): Promise<number> {
+export async function run(argv: readonly string[], db: Db, io: Io, env: AdminEnv = {}): Promise<number> {
   let parsed
   try {
     parsed = parseArgs({ args: [...argv], options: OPTIONS, allowPositionals: true, strict: true })
@@ -85,6 +108,10 @@ export async function run(argv: readonly string[], db: Db, io: Io): Promise<numb
     return 2
   }
   try {
+    if (noun === 'queues') {
+      if (!env.redis) throw new UsageError('queues commands need Redis (REDIS_URL)')
+      return await queuesCommand(verb, rest, values, { redis: env.redis, prefix: env.queuePrefix ?? 'opensym', out: print })
+    }
     switch (`${noun} ${verb ?? ''}`) {
       case 'org create': {
         const org = await createOrg(db, { slug: need(values, 'slug'), name: values.name })
@@ -187,13 +214,52 @@ export async function run(argv: readonly string[], db: Db, io: Io): Promise<numb
         )
         return 1
       }
+      case 'log-destinations status': {
+        const org = await findOrg(db, need(values, 'org'))
+        const rows = await deliveryStatus(db, { orgId: org.id, destination: values.destination, type: values.type })
+        const json = rows.map((r) => ({
+          id: r.id,
+          type: r.type,
+          slug: r.slug,
+          environments: r.environments,
+          status: r.status,
+          delivered_seq: Number(r.deliveredSeq),
+          head_seq: Number(r.headSeq),
+          backlog: r.backlog,
+          delivered: Number(r.delivered),
+          failures: r.failures,
+          last_error: r.lastError,
+          next_attempt_at: iso(r.nextAttemptAt),
+          delivered_at: iso(r.deliveredAt),
+        }))
+        const line = (r: (typeof json)[number]) =>
+          `${r.type} ${r.slug} (${r.id}): ${r.status}, ${r.backlog} pending, at ${r.delivered_seq}/${r.head_seq}${r.failures ? `, ${r.failures} failed attempts, last: ${r.last_error ?? ''}` : ''}`
+        print(json, json.map(line).join('\n') || `no log destinations in org ${org.slug}`)
+        return 0
+      }
+      case 'log-destinations replay': {
+        const org = await findOrg(db, need(values, 'org'))
+        let from: { seq: bigint } | { time: Date } | undefined
+        if (values.from !== undefined) {
+          const raw = values.from.trim()
+          if (/^\d+$/.test(raw)) from = { seq: BigInt(raw) }
+          else if (/^\d{4}-\d{2}-\d{2}/.test(raw) && !Number.isNaN(Date.parse(raw))) from = { time: new Date(raw) }
+          else throw new UsageError(`--from "${values.from}" is neither an audit entry position nor an ISO time`)
+        }
+        const r = await replayDelivery(db, { orgId: org.id, destination: need(values, 'destination'), type: values.type, from })
+        print(
+          { id: r.id, type: r.type, slug: r.slug, previous_status: r.previousStatus, previous_seq: Number(r.previousSeq), delivered_seq: Number(r.deliveredSeq) },
+          `${r.type} ${r.slug} is active again${r.deliveredSeq < r.previousSeq ? `; entries after ${r.deliveredSeq} are sent again` : `, resuming after entry ${r.deliveredSeq}`}`,
+        )
+        return 0
+      }
       default:
         throw new UsageError(`unknown command "${[noun, verb].filter(Boolean).join(' ')}"; run with --help for usage`)
     }
   } catch (e) {
-    if (e instanceof UsageError || e instanceof AccountError || e instanceof IdentityConflictError) {
+    if (e instanceof UsageError || e instanceof AccountError || e instanceof IdentityConflictError || e instanceof QueueAdminError || e instanceof DeliveryAdminError) {
       io.out(`error: ${e.message}`)
-      return e instanceof UsageError ? 2 : 1
+      return e instanceof UsageError || (e instanceof QueueAdminError && e.usage) ? 2 : 1
     }
     throw e
   }

@@ -13,23 +13,28 @@ import auth from './plugins/auth.js'
 import dbPlugin from './plugins/db.js'
 import errors from './plugins/errors.js'
 import idempotency from './plugins/idempotency.js'
+import metrics from './plugins/metrics.js'
 import openapi from './plugins/swagger.js'
+import tracing from './plugins/tracing.js'
 import audit from './routes/audit.js'
 import entities from './routes/entities.js'
 import events from './routes/events.js'
 import health from './routes/health.js'
 import runs from './routes/runs.js'
+import slackRoutes, { type SlackApiOptions } from './routes/slack.js'
 
 export const REQUEST_ID_HEADER = 'x-sym-request-id'
 /** Client-chosen request ids are echoed only when they are safe to log. */
 const SAFE_REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/
 
 export interface AppDeps {
-  readonly config: Pick<ApiConfig, 'logLevel'> & Partial<Pick<ApiConfig, 'queuePrefix' | 'requestExpirySeconds'>>
+  readonly config: Pick<ApiConfig, 'logLevel'> & Partial<Pick<ApiConfig, 'queuePrefix' | 'requestExpirySeconds' | 'metricsEnabled'>>
   readonly db: Db
   readonly redis: Redis
   /** Where the Events API enqueues run steps. Default: BullMQ queues on `redis` under `config.queuePrefix`. */
   readonly queues?: EngineQueues
+  /** The Slack app; default: from the SLACK_* configuration when the signing secret and token key are set. */
+  readonly slack?: SlackApiOptions
   /** Overrides the logger (tests pass a silent or capturing one). */
   readonly logger?: FastifyServerOptions['loggerInstance']
 }
@@ -66,6 +71,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     void json(req, body as string, done)
   })
 
+  // Before any route: it wraps route handlers as they are added.
+  await app.register(tracing)
   await app.register(errors)
   await app.register(dbPlugin, { db: deps.db, redis: deps.redis })
   await app.register(openapi)
@@ -74,6 +81,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   // Queues open their Redis connection on first use, so building the app (e.g. for the OpenAPI document) needs none.
   const queues = deps.queues ?? new EngineQueues({ connection: deps.redis, prefix: deps.config.queuePrefix ?? 'opensym' })
   if (!deps.queues) app.addHook('onClose', () => queues.close())
+  await app.register(metrics, { enabled: deps.config.metricsEnabled ?? true, db: deps.db, queues })
   const runService = new RunService({ db: deps.db, queues, logger: app.log, requestExpirySeconds: deps.config.requestExpirySeconds })
   await app.register(
     async (api) => {
@@ -87,5 +95,20 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     },
     { prefix: '/api/v1' },
   )
+  const slack = deps.slack ?? slackOptionsFrom(deps.config)
+  // Outside the bearer-authenticated context: Slack signs its requests instead.
+  if (slack) await app.register(slackRoutes, { prefix: '/api/v1', options: slack, db: deps.db, runs: runService, redis: deps.redis, queuePrefix: queues.prefix })
   return app
+}
+
+function slackOptionsFrom(c: Partial<ApiConfig>): SlackApiOptions | undefined {
+  if (!c.slackSigningSecret || !c.slackTokenKey) return undefined
+  return {
+    signingSecret: c.slackSigningSecret,
+    tokenKey: c.slackTokenKey,
+    ...(c.slackApiUrl ? { apiUrl: c.slackApiUrl } : {}),
+    ...(c.slackClientId ? { clientId: c.slackClientId } : {}),
+    ...(c.slackClientSecret ? { clientSecret: c.slackClientSecret } : {}),
+    ...(c.publicUrl ? { publicUrl: c.publicUrl } : {}),
+  }
 }

@@ -26,11 +26,19 @@ export const ApiConfigSchema = Type.Object({
     default: 'opensym',
     description: 'QUEUE_PREFIX: the BullMQ key prefix; the worker must use the same.',
   }),
+  metricsEnabled: Type.Boolean({ default: true, description: 'METRICS_ENABLED: serve GET /metrics (Prometheus); false turns it off.' }),
   requestExpirySeconds: Type.Integer({
     minimum: 1,
     default: 86_400,
     description: 'REQUEST_EXPIRY: how long a request waits for a decision before it expires (seconds, or like "12h", "1d").',
   }),
+  // The Slack app (routes under /api/v1/slack): off unless the signing secret and the token key are set.
+  slackSigningSecret: Type.Optional(Type.String({ minLength: 1, description: 'SLACK_SIGNING_SECRET: verifies requests from Slack (v0 signatures).' })),
+  slackTokenKey: Type.Optional(Type.String({ minLength: 1, description: 'SLACK_TOKEN_KEY: 32 bytes (base64 or hex) encrypting bot tokens at rest (AES-256-GCM).' })),
+  slackClientId: Type.Optional(Type.String({ minLength: 1, description: 'SLACK_CLIENT_ID: the Slack app\'s client id (OAuth install).' })),
+  slackClientSecret: Type.Optional(Type.String({ minLength: 1, description: 'SLACK_CLIENT_SECRET: the Slack app\'s client secret (OAuth install).' })),
+  slackApiUrl: Type.Optional(Type.String({ minLength: 1, description: 'SLACK_API_URL: Slack\'s Web API base (default https://slack.com/api/).' })),
+  publicUrl: Type.Optional(Type.String({ minLength: 1, description: 'PUBLIC_URL: where Slack and browsers reach this API (Slack manifest, OAuth redirect).' })),
 })
 export type ApiConfig = Static<typeof ApiConfigSchema>
 
@@ -43,6 +51,13 @@ const ENV_NAMES: Record<keyof ApiConfig, string> = {
   dbPoolSize: 'DB_POOL_SIZE',
   queuePrefix: 'QUEUE_PREFIX',
   requestExpirySeconds: 'REQUEST_EXPIRY',
+  slackSigningSecret: 'SLACK_SIGNING_SECRET',
+  slackTokenKey: 'SLACK_TOKEN_KEY',
+  slackClientId: 'SLACK_CLIENT_ID',
+  slackClientSecret: 'SLACK_CLIENT_SECRET',
+  slackApiUrl: 'SLACK_API_URL',
+  publicUrl: 'PUBLIC_URL',
+  metricsEnabled: 'METRICS_ENABLED',
 }
 
 /** Reads the configuration from environment variables; throws one line per bad variable. */
@@ -52,6 +67,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ApiConfig {
     const v = env[name]
     if (v === undefined || v === '') continue
     if (key === 'requestExpirySeconds') raw[key] = durationSeconds(v) ?? v
+    else if (key === 'metricsEnabled') raw[key] = /^(true|1)$/i.test(v) ? true : /^(false|0)$/i.test(v) ? false : v
     else raw[key] = /^\d+$/.test(v) && (key === 'port' || key === 'dbPoolSize') ? Number(v) : v
   }
   const withDefaults = Value.Default(ApiConfigSchema, raw)

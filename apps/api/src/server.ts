@@ -1,5 +1,6 @@
 /** Runs the API: load config, connect, listen; on SIGINT/SIGTERM stop taking requests, finish, disconnect. */
 import { createDb } from '@opensym/db'
+import { startTracingFromEnv } from '@opensym/metrics'
 import { Redis } from 'ioredis'
 import { buildApp } from './app.js'
 import { loadConfig } from './config.js'
@@ -8,6 +9,8 @@ const SHUTDOWN_GRACE_MS = 10_000
 
 async function main(): Promise<void> {
   const config = loadConfig()
+  // OpenTelemetry SDK only when OTEL_EXPORTER_OTLP_ENDPOINT is set; spans are no-ops otherwise.
+  const tracing = await startTracingFromEnv('opensym-api')
   const db = createDb(config.databaseUrl, { poolSize: config.dbPoolSize })
   const redis = new Redis(config.redisUrl, { lazyConnect: true, maxRetriesPerRequest: 2 })
   const app = await buildApp({ config, db, redis })
@@ -24,7 +27,7 @@ async function main(): Promise<void> {
     }, SHUTDOWN_GRACE_MS)
     force.unref()
     await app.close()
-    await Promise.allSettled([db.$disconnect(), redis.quit()])
+    await Promise.allSettled([db.$disconnect(), redis.quit(), tracing?.shutdown()])
     process.exit(0)
   }
   process.on('SIGINT', () => void stop('SIGINT'))

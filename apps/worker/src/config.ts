@@ -28,6 +28,14 @@ export const WorkerConfigSchema = Type.Object({
   /** The reconciler re-adds lost jobs every this often (0: only at start). */
   reconcileIntervalMs: ms(5000, 'Reconciler period.', 0),
   deescalateRetryCooldownMs: ms(600_000, 'After a de-escalation failed for good, wait this long before trying again.', 0),
+  /** Serve GET /metrics (Prometheus) on metricsHost:metricsPort. */
+  metricsEnabled: Type.Boolean({ default: true }),
+  metricsHost: Type.String({ minLength: 1, default: '127.0.0.1' }),
+  /** 0: any free port. */
+  metricsPort: Type.Integer({ minimum: 0, maximum: 65535, default: 9464 }),
+  /** The Slack app (request cards, DMs, the error-logger channel): on when the bot-token key is set. */
+  slackTokenKey: Type.Optional(Type.String({ minLength: 1 })),
+  slackApiUrl: Type.Optional(Type.String({ minLength: 1 })),
 })
 export type WorkerConfig = Static<typeof WorkerConfigSchema> & { logLevel: string }
 
@@ -46,6 +54,11 @@ const ENV_NAMES: Record<keyof WorkerConfig, string> = {
   strategyTimeoutMs: 'STRATEGY_TIMEOUT_MS',
   reconcileIntervalMs: 'RECONCILE_INTERVAL_MS',
   deescalateRetryCooldownMs: 'DEESCALATE_RETRY_COOLDOWN_MS',
+  slackTokenKey: 'SLACK_TOKEN_KEY',
+  slackApiUrl: 'SLACK_API_URL',
+  metricsEnabled: 'METRICS_ENABLED',
+  metricsHost: 'WORKER_METRICS_HOST',
+  metricsPort: 'WORKER_METRICS_PORT',
 }
 
 const ofType = (type: string) => new Set<string>(Object.entries(WorkerConfigSchema.properties).filter(([, s]) => (s as { type?: unknown }).type === type).map(([k]) => k))

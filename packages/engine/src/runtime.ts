@@ -14,12 +14,13 @@ import type { Db, Run, RunEvent } from '@opensym/db'
 import { srns } from '@opensym/domain'
 import type * as SandboxNamespace from '@opensym/sandbox'
 import type { LoadedFlow, Sandbox, SandboxOptions, SandboxFailure } from '@opensym/sandbox'
-import type { ChannelData, DestinationData, EventData, FieldOptionData, HookResult, IntegrationData, IntegrationSettingData, JsonObject, JsonValue, NotificationData, RequestPermissionData, StepName, UserData } from '@opensym/sdk/flow'
+import type { ChannelData, DestinationData, EventData, FieldOptionData, FlowInfo, HookResult, IntegrationData, IntegrationSettingData, JsonObject, JsonValue, NotificationData, RequestPermissionData, StepName, UserData } from '@opensym/sdk/flow'
 import type { HostHandlers } from './host.js'
 import type { IdentityReducer } from './identities.js'
 import { silentLogger, type EngineLogger } from './seams.js'
 import type { RunSnapshot } from './snapshot.js'
 import { readSnapshot } from './flows.js'
+import { instrumentSandbox } from '@opensym/metrics'
 
 /** What integration handlers are told about the call they serve (`HostCallContext.context`). */
 export interface HostContext {
@@ -183,7 +184,8 @@ export class FlowRuntime {
         ...(this.options.host ? { host: this.options.host } : {}),
         onCatastrophicError: (message) => this.logger.error({ message }, 'isolated-vm lost control of an isolate; restart the worker'),
       }
-      return m.createSandbox<HostContext>(o)
+      // Timed per load and call, and counted by failure kind, on /metrics (@opensym/metrics).
+      return instrumentSandbox(m.createSandbox<HostContext>(o))
     }))
   }
 
@@ -346,6 +348,48 @@ export class FlowRuntime {
       run: { id: '', srn: '', actors: { prompt: requester }, contexts: {}, stepOutputs: {}, sourceChannel: channel },
     }
     return { loaded, data, context: { orgId: flow.orgId, flowId: flow.id, environmentId: flow.environmentId, runId: null, eventId: null } }
+  }
+
+  /**
+   * The org's flows filter (`sym_flows_filter`'s `getFlows`) for the Slack flow-selection modal: the IDs of `flows`
+   * to show `userId`, or undefined when the org has no filter or its implementation is Python (shown as is, logged).
+   * Integration calls use the filter's own integrations. Throws an Error with a message fit for the person when the
+   * filter fails (the caller decides what to show).
+   */
+  async getFlows(orgId: string, userId: string, flows: readonly FlowInfo[]): Promise<readonly string[] | undefined> {
+    const filter = await this.db.flowsFilter.findUnique({
+      where: { orgId },
+      include: { integrations: { include: { integration: { select: { type: true, externalId: true, settings: true } } } }, org: { select: { slug: true } } },
+    })
+    if (!filter) return undefined
+    const sandbox = await this.sandbox()
+    const loaded = await sandbox.loadFlowsFilter({ flowId: filter.id, version: filter.updatedAt.getTime() }, filter.implementation)
+    if (!loaded.ok) {
+      if (loaded.error.kind === 'unsupported_language') {
+        this.logger.warn({ orgId }, 'the flows filter is Python, which cannot run yet; every flow is listed')
+        return undefined
+      }
+      throw new Error(`the flows filter cannot run: ${loaded.error.message}`)
+    }
+    const user = userData(await this.db.user.findFirstOrThrow({ where: { id: userId, orgId }, select: USER_WITH_IDENTITIES }))
+    const vars: Record<string, string> = {}
+    for (const [k, v] of Object.entries(asRecord(filter.vars))) vars[k] = typeof v === 'string' ? v : JSON.stringify(v)
+    const integrations: Record<string, IntegrationData> = {}
+    for (const r of filter.integrations) integrations[integrationName(r.key)] = { type: r.integration.type, externalId: r.integration.externalId, settings: integrationSettings(r.integration.settings) }
+    // Integration calls need an event: a `prompt` of the person, whose "environment" is the filter's integrations.
+    const channel: ChannelData = { type: 'slack', identifier: null }
+    const event: EventData = {
+      name: 'prompt',
+      timestamp: new Date().toISOString(),
+      user,
+      channel,
+      payload: { fields: {} },
+      flow: { name: 'flows-filter', srn: `${filter.org.slug}:flows_filter`, vars, environment: { name: 'flows-filter', integrations } },
+      run: { id: '', srn: '', actors: { prompt: user }, contexts: {}, stepOutputs: {}, sourceChannel: channel },
+    }
+    const r = await loaded.filter.getFlows(user, flows, vars, event, { context: { orgId, flowId: filter.id, environmentId: null, runId: null, eventId: null } })
+    if (!r.ok) throw new Error(`the flows filter failed: ${r.error.message}`)
+    return r.value
   }
 
   /** Legacy `getApprovers` → permissions and one notification (sandbox's `legacyRouting`). */

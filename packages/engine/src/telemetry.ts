@@ -1,8 +1,8 @@
 /**
  * The engine's metrics and trace spans, applied from the outside so the step code stays as it is: queues add a
  * producer span and carry its context in the job data, processors run in a consumer span continuing it (and are
- * timed per queue), and strategy calls get spans and latencies of their own. All of it is in-memory or no-op
- * when tracing is off.
+ * timed per queue), and strategy calls get spans and latencies of their own. `RunTraces` keeps each run in one
+ * trace across the requests that drive it. All of it is in-memory or no-op when tracing is off.
  */
 import type { Db } from '@opensym/db'
 import {

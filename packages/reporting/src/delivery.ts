@@ -15,6 +15,7 @@ import { Prisma, type Db } from '@opensym/db'
 import { Aws, createSecretResolver, silentLogger, type EngineLogger } from '@opensym/engine'
 import { backoffMs, deliverBatch, DeliveryError, isDead, scannedTo, takeBatch, type BackoffPolicy, type OutgoingEntry, type RetryPolicy } from './batching.js'
 import { builtinDestinations, type DestinationFactory, type DestinationRecord, type ServiceEndpoints } from './destinations/index.js'
+import { recordDeliveryFailure, recordDeliveryLag } from '@opensym/metrics'
 
 export interface DeliveryOptions {
   readonly db: Db
@@ -173,10 +174,17 @@ export class LogDeliverer {
       batch = takeBatch(read, destination.limits)
       await deliverBatch(destination, batch, this.retry)
     } catch (e) {
+      recordDeliveryFailure(d.type)
       return this.fail(destinationId, cursor, delivery.failures + 1, e)
     }
     const to = scannedTo(cursor, read, this.readLimit, batch, head)
     await this.advance(destinationId, cursor, to, batch.length)
+    // Logged → delivered, per entry, on /metrics.
+    const now = this.now()
+    for (const e of batch) {
+      const at = Date.parse(String(asRecord(e.entry.event).timestamp))
+      if (Number.isFinite(at)) recordDeliveryLag(d.type, (now - at) / 1000)
+    }
     return { kind: 'delivered', entries: batch.length, to }
   }
 

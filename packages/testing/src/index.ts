@@ -34,4 +34,30 @@ export {
   type LambdaInvocation,
 } from './fakes/aws.js'
 export { startFakeOkta, type FakeOkta, type FakeOktaGroup, type FakeOktaOptions, type FakeOktaUser } from './fakes/okta.js'
+export { startFakePagerDuty, type FakeIncident, type FakeOnCall, type FakePagerDuty, type FakePagerDutyOptions, type FakePagerDutySchedule, type FakePagerDutyUser } from './fakes/pagerduty.js'
 export { startFakeGithub, type FakeGithub, type FakeGithubOptions, type FakeGithubUser, type FakeInvitation, type FakeRepo } from './fakes/github.js'
+export {
+  startFakeSlack,
+  type FakeSlack,
+  type FakeSlackChannel,
+  type FakeSlackEphemeral,
+  type FakeSlackMessage,
+  type FakeSlackOptions,
+  type FakeSlackTeam,
+  type FakeSlackUser,
+  type FakeSlackView,
+  type SlackDriver,
+  type SlackInbound,
+  type SlackUserRef,
+} from './fakes/slack.js'
+export {
+  decodeAwsChunked,
+  startFakeAwsLogs,
+  type FakeAwsLogs,
+  type FakeAwsLogsOptions,
+  type FakeLogService,
+  type FakeS3Object,
+  type FakeStreamRecord,
+  type RecordFaultSpec,
+} from './fakes/aws-logs.js'
+export { startFakeDatadog, startFakeSegment, type FakeDatadog, type FakeDatadogLog, type FakeSegment, type FakeSegmentEvent } from './fakes/log-intake.js'

@@ -1,0 +1,5 @@
+export * from './registry.js'
+export * from './sandbox.js'
+export * from './sources.js'
+export * from './tracing.js'
+export * from './tracing-sdk.js'
