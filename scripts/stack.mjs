@@ -447,7 +447,7 @@ export function redisPing(port, host = HOST, timeoutMs = 1000) {
   });
 }
 
-function runningPrivateRedis() {
+export function runningPrivateRedis() {
   const { pidFile, conf } = redisPaths();
   let pid;
   let port;

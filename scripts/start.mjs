@@ -22,9 +22,10 @@ import {
   trapSignals,
 } from './stack.mjs';
 
+// isolated-vm needs --no-node-snapshot: the worker runs flow code, and so does the API's Slack app (prefetch
+// reducers, the flows filter).
 const CHILDREN = [
-  { name: 'api', entry: 'apps/api/src/server.ts', nodeArgs: ['--import', 'tsx', '--conditions=@opensym/source'] },
-  // isolated-vm needs --no-node-snapshot.
+  { name: 'api', entry: 'apps/api/src/server.ts', nodeArgs: ['--no-node-snapshot', '--import', 'tsx', '--conditions=@opensym/source'] },
   { name: 'worker', entry: 'apps/worker/src/main.ts', nodeArgs: ['--no-node-snapshot', '--import', 'tsx', '--conditions=@opensym/source'] },
 ];
 

@@ -54,7 +54,8 @@ export function runCaptured(what, args, env, { timeout = CHILD_TIMEOUT_MS } = {}
 /** The API server, with its output kept for the summary (and for errors). */
 export function startServer(env) {
   const extra = (process.env.BENCH_API_NODE_ARGS ?? '').split(/\s+/).filter(Boolean);
-  const child = spawn(process.execPath, [...extra, '--import', 'tsx', '--conditions=@opensym/source', 'apps/api/src/server.ts'], {
+  // --no-node-snapshot: the API's Slack app runs flow code in isolated-vm, as in scripts/start.mjs.
+  const child = spawn(process.execPath, [...extra, '--no-node-snapshot', '--import', 'tsx', '--conditions=@opensym/source', 'apps/api/src/server.ts'], {
     cwd: ROOT,
     env,
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -16,6 +16,7 @@ import type { HostContext } from './runtime.js'
 import { userData } from './runtime.js'
 import { createSecretResolver } from './secrets.js'
 import type { SecretResolver } from './strategy.js'
+import { USER_WITH_IDENTITIES } from './runtime.js'
 
 /** Handlers of SDK integration calls, as the sandbox takes them. */
 export type HostHandlers = SandboxHostHandlers<HostContext>
@@ -88,16 +89,7 @@ function contextOf(ctx: Ctx): HostContext {
   return ctx.context
 }
 
-const USER_SELECT = {
-  id: true,
-  email: true,
-  username: true,
-  firstName: true,
-  lastName: true,
-  type: true,
-  role: true,
-  identities: { select: { service: true, serviceId: true, externalUserId: true } },
-} as const
+const USER_SELECT = USER_WITH_IDENTITIES
 
 export function createHostHandlers(o: HostHandlersOptions): HostHandlers {
   const doFetch = o.fetch ?? fetch

@@ -97,7 +97,7 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
 const asRecord = (v: unknown): Record<string, unknown> => (v && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : {})
 
 /** The user columns an event needs, with identities. */
-const USER_WITH_IDENTITIES = {
+export const USER_WITH_IDENTITIES = {
   id: true,
   email: true,
   username: true,

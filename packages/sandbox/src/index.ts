@@ -28,6 +28,8 @@ export {
   type HostCallContext,
   type HostHandlers,
   type LoadedFlow,
+  type LoadedFlowsFilter,
+  type LoadFlowsFilterResult,
   type LoadedStrategy,
   type LoadResult,
   type LoadStrategyResult,
@@ -40,5 +42,5 @@ export {
   type StrategyHostCallContext,
   type StrategyHostHandlers,
 } from './sandbox.js'
-export type { ExportSummary, IdentityRequestData } from '@opensym/sdk/runtime'
+export type { ExportSummary, FlowsFilterRequest, IdentityRequestData } from '@opensym/sdk/runtime'
 export type { ReducerResults } from '@opensym/sdk/validation'

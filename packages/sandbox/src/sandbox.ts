@@ -12,6 +12,7 @@
 import type {
   EventData,
   FieldOptionData,
+  FlowInfo,
   HookResult,
   HostArgs,
   HostMethod,
@@ -25,6 +26,7 @@ import type {
 } from '@opensym/sdk/flow'
 import type { ExportSummary, IdentityRequestData, InvokeRequest, ThrownData } from '@opensym/sdk/runtime'
 import {
+  checkFlowsFilterResult,
   checkHookResult,
   checkHostArgs,
   checkPrefetchResult,
@@ -217,6 +219,20 @@ export interface LoadedStrategy<C = unknown> {
 
 export type LoadStrategyResult<C = unknown> = { readonly ok: true; readonly strategy: LoadedStrategy<C> } | { readonly ok: false; readonly error: SandboxFailure }
 
+/** A compiled flows filter (`sym_flows_filter`), ready to call; calls may run concurrently. */
+export interface LoadedFlowsFilter<C = unknown> {
+  readonly key: string
+  readonly exports: ExportSummary
+  /**
+   * Calls `getFlows(user, flows, vars)`: the IDs of the flows of `flows` to show, in their order. `event` is the
+   * context of its integration calls (the sandbox's host handlers get it): a `prompt` event of `user` whose
+   * environment integrations are the filter's.
+   */
+  getFlows(user: UserData, flows: readonly FlowInfo[], vars: Readonly<Record<string, string>>, event: EventData, options?: CallOptions<C>): Promise<CallResult<string[]>>
+}
+
+export type LoadFlowsFilterResult<C = unknown> = { readonly ok: true; readonly filter: LoadedFlowsFilter<C> } | { readonly ok: false; readonly error: SandboxFailure }
+
 /** Identifies a flow version; a string is used as is. */
 export type FlowKey = string | { readonly flowId: string; readonly version: number | string }
 
@@ -239,6 +255,8 @@ export interface Sandbox<C = unknown> {
    * checks that it exports `escalate` and `deescalate`.
    */
   loadStrategy(key: FlowKey, source: string): Promise<LoadStrategyResult<C>>
+  /** Compiles a flows filter like `load` (keys kept apart from flows' and strategies') and checks it exports `getFlows`. */
+  loadFlowsFilter(key: FlowKey, source: string): Promise<LoadFlowsFilterResult<C>>
   stats(): SandboxStats
   /** Disposes every isolate. Calls in flight fail with `closed`. */
   close(): Promise<void>
@@ -430,6 +448,32 @@ class IsolatedSandbox<C> implements Sandbox<C> {
           this.#call(record, { kind: 'strategy', name: 'fetchRemoteIdentity', user, strategy }, 'fetchRemoteIdentity', options, (v) => checkStrategyResult('fetchRemoteIdentity', v)),
         escalate: step('escalate'),
         deescalate: step('deescalate'),
+      },
+    }
+  }
+
+  async loadFlowsFilter(filterKey: FlowKey, source: string): Promise<LoadFlowsFilterResult<C>> {
+    const key = `flows-filter:${keyOf(filterKey)}`
+    const loaded = await this.load(key, source)
+    if (!loaded.ok) return loaded
+    const record = this.#flows.get(key)?.record
+    if (!record) return { ok: false, error: { kind: this.#closed ? 'closed' : 'internal', message: `the flows filter ${key} was unloaded while loading; try again` } }
+    if (!record.exports.handlers.includes('getFlows')) {
+      return { ok: false, error: { kind: 'not_defined', message: 'the flows filter does not export getFlows (export function getFlows(user, flows, vars) { return flows })' } }
+    }
+    return {
+      ok: true,
+      filter: {
+        key,
+        exports: record.exports,
+        getFlows: (user, flows, vars, event, options) =>
+          this.#call(record, { kind: 'flows_filter', name: 'getFlows', user, flows, vars, event }, 'getFlows', options, (v) => {
+            // The IDs must be of flows it was given: a filter can hide flows, never add one.
+            const checked = checkFlowsFilterResult(v)
+            if (!checked.ok) return checked
+            const given = new Set(flows.map((f) => f.id))
+            return { ok: true, value: checked.value.filter((id) => given.has(id)) }
+          }),
       },
     }
   }

@@ -18,11 +18,11 @@ import {
   CALLBACK_SELECT_FLOW,
   decodeMetadata,
   flowSelectionModal,
+  inputState,
   modalErrors,
   readRequestForm,
   requestModal,
   SELECT_FLOW_BLOCK,
-  VALUE_ACTION,
   type FlowChoice,
   type ModalFlow,
   type StateValues,
@@ -39,13 +39,39 @@ export interface SlackReply {
 }
 
 /**
- * `sym_flows_filter`'s `getFlows` reducer: the ids of the flows the user may run, or undefined for all. The sandbox
- * supplies it; by default there is none.
+ * `sym_flows_filter`'s `getFlows` reducer: the ids of the flows the user may run, or undefined for all; throws when
+ * the filter fails. `runtimeFlowsFilter` (flow-code.ts) runs it in the sandbox; without one, all flows are listed.
  */
 export type FlowsFilter = (q: { readonly orgId: string; readonly user: { readonly id: string; readonly email: string | null; readonly role: string }; readonly flows: readonly FlowChoice[] }) => Promise<readonly string[] | undefined>
 
-/** A prefetch reducer: the options of an external select for `query`. The sandbox supplies it; by default none. */
-export type PrefetchOptions = (q: { readonly orgId: string; readonly flowId: string; readonly field: string; readonly query: string; readonly userId: string }) => Promise<ReadonlyArray<{ readonly value: string; readonly label: string }>>
+/**
+ * A prefetch reducer: the options of an external select for `query` (Slack then filters them by the text typed).
+ * `runtimePrefetch` (flow-code.ts) runs it in the sandbox; without one, external selects stay empty.
+ */
+export type PrefetchOptions = (q: {
+  readonly orgId: string
+  readonly flowId: string
+  readonly field: string
+  readonly query: string
+  readonly userId: string
+  /** The channel the modal was opened from. */
+  readonly channelId?: string | null
+}) => Promise<ReadonlyArray<{ readonly value: string; readonly label: string }>>
+
+/**
+ * A flow's prompt hooks around its request form: `onPrompt` before it is shown (`ok: false` keeps it closed and tells
+ * the person `message`; `error` is for the log), `afterPrompt` once it is (its answer is ignored).
+ * `runtimePromptHook` (flow-code.ts) runs them; without one, forms always open.
+ */
+export type PromptHook = (
+  hook: 'onPrompt' | 'afterPrompt',
+  q: { readonly orgId: string; readonly flowId: string; readonly userId: string; readonly channelId: string | null },
+) => Promise<{ readonly ok: true } | { readonly ok: false; readonly message: string; readonly error?: string }>
+
+/** Slack's limits on an external select's options (block_suggestion responses). */
+const OPTIONS_MAX = 100
+const OPTION_TEXT_MAX = 75
+const OPTION_VALUE_MAX = 150
 
 export interface SlackHandlerDeps {
   readonly db: Db
@@ -58,6 +84,7 @@ export interface SlackHandlerDeps {
   readonly clock?: Clock
   readonly flowsFilter?: FlowsFilter
   readonly prefetch?: PrefetchOptions
+  readonly promptHook?: PromptHook
 }
 
 const OK: SlackReply = { status: 200 }
@@ -107,18 +134,27 @@ export class SlackHandlers {
           await this.tell(inst, `cmd-${cmd.trigger_id}`, cmd.channel_id, cmd.user_id, who.reason)
           return
         }
-        const flows = await this.runnableFlows(inst, who.actor)
+        const { flows, note } = await this.runnableFlows(inst, who.actor)
+        let prompted: string | undefined
         let view = flowSelectionModal(flows.map(choiceOf), meta)
         if (who.actor.principal.role === 'guest') view = flowSelectionModal([], meta, 'Guests cannot start flows.')
+        else if (note) view = flowSelectionModal([], meta, note)
         else if (!subcommand) view = flowSelectionModal(flows.map(choiceOf), meta, `Unknown command "${first}". Try \`/sym req <flow> [environment]\`.`)
         else if (name) {
           const wanted = name.toLowerCase()
           const matches = flows.filter((f) => f.slug === wanted && (env === undefined || f.environment.slug === env.toLowerCase()))
-          if (matches.length === 1) view = requestModal(modalFlowOf(matches[0]!), meta)
-          else if (matches.length > 1) view = flowSelectionModal(flows.map(choiceOf), meta, `"${name}" exists in several environments; pick one, or use \`/sym req ${name} <environment>\`.`)
+          if (matches.length === 1) {
+            const refused = await this.onPrompt(inst, matches[0]!.id, who.actor, meta.channelId)
+            if (refused) view = flowSelectionModal(flows.map(choiceOf), meta, refused)
+            else {
+              view = requestModal(modalFlowOf(matches[0]!), meta)
+              prompted = matches[0]!.id
+            }
+          } else if (matches.length > 1) view = flowSelectionModal(flows.map(choiceOf), meta, `"${name}" exists in several environments; pick one, or use \`/sym req ${name} <environment>\`.`)
           else view = flowSelectionModal(flows.map(choiceOf), meta, `No flow "${name}"${env ? ` in environment "${env}"` : ''} that you can run here.`)
         }
         await client.views.open({ trigger_id: cmd.trigger_id, view: view as never })
+        if (prompted) await this.afterPrompt(inst, prompted, who.actor, meta.channelId)
       },
     }
   }
@@ -183,11 +219,14 @@ export class SlackHandlers {
     const meta = decodeMetadata(p.view.private_metadata)
     const values = p.view.state.values as StateValues
     if (p.view.callback_id === CALLBACK_SELECT_FLOW) {
-      const flowId = values[SELECT_FLOW_BLOCK]?.[VALUE_ACTION]?.selected_option?.value
+      const flowId = inputState(values, SELECT_FLOW_BLOCK)?.selected_option?.value
       if (!who.ok) return errorsReply({ [SELECT_FLOW_BLOCK]: who.reason })
-      const flow = flowId ? (await this.runnableFlows(inst, who.actor)).find((f) => f.id === flowId) : undefined
+      const flow = flowId ? (await this.runnableFlows(inst, who.actor)).flows.find((f) => f.id === flowId) : undefined
       if (!flow) return errorsReply({ [SELECT_FLOW_BLOCK]: 'Choose one of the flows you can run here.' })
-      return { status: 200, body: { response_action: 'update', view: requestModal(modalFlowOf(flow), meta) } }
+      const refused = await this.onPrompt(inst, flow.id, who.actor, meta.channelId)
+      if (refused) return errorsReply({ [SELECT_FLOW_BLOCK]: refused })
+      const actor = who.actor
+      return { status: 200, body: { response_action: 'update', view: requestModal(modalFlowOf(flow), meta) }, after: () => this.afterPrompt(inst, flow.id, actor, meta.channelId) }
     }
     if (p.view.callback_id !== CALLBACK_REQUEST) return OK
     const flow = meta.flowId && UUID.test(meta.flowId) ? await this.db.flow.findFirst({ where: { id: meta.flowId, orgId: inst.orgId }, include: FLOW_FOR_REQUEST }) : null
@@ -195,7 +234,7 @@ export class SlackHandlers {
     const modal = modalFlowOf(flow)
     const view = requestModal(modal, meta)
     if (!who.ok) return errorsReply(modalErrors(view, [{ field: firstInput(view), message: who.reason }]))
-    const allowed = (await this.runnableFlows(inst, who.actor)).some((f) => f.id === flow.id)
+    const allowed = (await this.runnableFlows(inst, who.actor)).flows.some((f) => f.id === flow.id)
     if (!allowed) return errorsReply(modalErrors(view, [{ field: firstInput(view), message: 'You cannot run this flow from Slack.' }]))
     try {
       await this.runs.createRequest(who.actor.principal, {
@@ -217,15 +256,23 @@ export class SlackHandlers {
     if (!this.deps.prefetch || !meta.flowId) return { status: 200, body: { options: [] } }
     const who = await resolveSlackActor(this.db, this.clients.forToken(inst.token), inst, p.user.id)
     if (!who.ok) return { status: 200, body: { options: [] } }
-    const options = await this.deps.prefetch({ orgId: inst.orgId, flowId: meta.flowId, field, query: p.value, userId: who.actor.principal.userId })
+    let options: Awaited<ReturnType<PrefetchOptions>>
+    try {
+      options = await this.deps.prefetch({ orgId: inst.orgId, flowId: meta.flowId, field, query: p.value, userId: who.actor.principal.userId, channelId: meta.channelId ?? null })
+    } catch (e) {
+      // Slack shows nothing but the options: an empty list, and the reason in the log.
+      this.log.warn({ flowId: meta.flowId, field, error: e instanceof Error ? e.message : String(e) }, 'prefetch reducer failed')
+      return { status: 200, body: { options: [] } }
+    }
     const q = p.value.toLowerCase()
     return {
       status: 200,
       body: {
         options: options
           .filter((o) => q === '' || o.label.toLowerCase().includes(q) || o.value.toLowerCase().includes(q))
-          .slice(0, 100)
-          .map((o) => ({ text: { type: 'plain_text', text: o.label.slice(0, 75) }, value: o.value.slice(0, 150) })),
+          .filter((o) => o.value.length <= OPTION_VALUE_MAX) // a cut value would not be the value any more
+          .slice(0, OPTIONS_MAX)
+          .map((o) => ({ text: { type: 'plain_text', text: o.label.slice(0, OPTION_TEXT_MAX) || o.value.slice(0, OPTION_TEXT_MAX) }, value: o.value })),
       },
     }
   }
@@ -264,14 +311,43 @@ export class SlackHandlers {
     })
   }
 
-  private async runnableFlows(inst: Installation, actor: SlackActor): Promise<FlowRow[]> {
-    if (actor.principal.role === 'guest') return [] // guests cannot start flows (reference §5)
+  /** The flows `actor` may start here; `note` says why there are none when the flows filter failed. */
+  private async runnableFlows(inst: Installation, actor: SlackActor): Promise<{ flows: FlowRow[]; note?: string }> {
+    if (actor.principal.role === 'guest') return { flows: [] } // guests cannot start flows (reference §5)
     const flows = await this.flowsFor(inst)
-    if (!this.deps.flowsFilter) return flows
-    const ids = await this.deps.flowsFilter({ orgId: inst.orgId, user: { id: actor.principal.userId, email: actor.email, role: actor.principal.role }, flows: flows.map(choiceOf) })
-    if (ids === undefined) return flows
+    if (!this.deps.flowsFilter || flows.length === 0) return { flows }
+    let ids: readonly string[] | undefined
+    try {
+      ids = await this.deps.flowsFilter({ orgId: inst.orgId, user: { id: actor.principal.userId, email: actor.email, role: actor.principal.role }, flows: flows.map(choiceOf) })
+    } catch (e) {
+      // Fail closed: the filter may be what keeps a flow from someone. The details are the admins' (the log).
+      this.log.warn({ orgId: inst.orgId, error: e instanceof Error ? e.message : String(e) }, 'flows filter failed')
+      return { flows: [], note: 'Sym could not work out which flows you can run (the flows filter failed). Please tell an admin.' }
+    }
+    if (ids === undefined) return { flows }
     const keep = new Set(ids)
-    return flows.filter((f) => keep.has(f.id))
+    return { flows: flows.filter((f) => keep.has(f.id)) }
+  }
+
+  /** The flow's `onPrompt`: undefined to show the form, else what to tell the person instead. */
+  private async onPrompt(inst: Installation, flowId: string, actor: SlackActor, channelId: string | null | undefined): Promise<string | undefined> {
+    if (!this.deps.promptHook) return undefined
+    let r: Awaited<ReturnType<PromptHook>>
+    try {
+      r = await this.deps.promptHook('onPrompt', { orgId: inst.orgId, flowId, userId: actor.principal.userId, channelId: channelId ?? null })
+    } catch (e) {
+      r = { ok: false, message: 'This flow’s form cannot be opened right now. Please tell an admin.', error: e instanceof Error ? e.message : String(e) }
+    }
+    if (r.ok) return undefined
+    if (r.error) this.log.warn({ flowId, error: r.error }, 'onPrompt failed')
+    return r.message
+  }
+
+  /** The flow's `afterPrompt`, once the form is shown: side effects only, so failures are just logged. */
+  private async afterPrompt(inst: Installation, flowId: string, actor: SlackActor, channelId: string | null | undefined): Promise<void> {
+    if (!this.deps.promptHook) return
+    const r = await this.deps.promptHook('afterPrompt', { orgId: inst.orgId, flowId, userId: actor.principal.userId, channelId: channelId ?? null }).catch((e: unknown) => ({ ok: false as const, message: '', error: e instanceof Error ? e.message : String(e) }))
+    if (!r.ok) this.log.warn({ flowId, error: r.error ?? r.message }, 'afterPrompt failed')
   }
 
   /** A refusal only the clicker sees; the click's record keeps what the notifier needs. */

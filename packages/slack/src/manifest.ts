@@ -1,6 +1,6 @@
 /** The Slack app manifest the product generates (https://api.slack.com/reference/manifests). */
 
-export const BOT_SCOPES = ['commands', 'chat:write', 'chat:write.public', 'im:write', 'mpim:write', 'users:read', 'users:read.email', 'channels:read', 'groups:read'] as const
+export const BOT_SCOPES = ['commands', 'chat:write', 'chat:write.public', 'im:write', 'mpim:write', 'users:read', 'users:read.email', 'channels:read', 'groups:read', 'usergroups:read'] as const
 
 export interface ManifestOptions {
   /** Where Slack reaches this deployment, e.g. `https://sym.example.com` (no trailing slash). */

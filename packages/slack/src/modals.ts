@@ -59,6 +59,8 @@ export interface ModalMetadata {
 }
 
 export const fieldBlockId = (name: string) => (name === 'target_id' ? TARGET_BLOCK : `field:${name}`)
+/** A field's element `action_id`: its block's id, since an action_id must be unique within a view. */
+export const fieldActionId = fieldBlockId
 export const flowTitle = (f: { slug: string; label: string | null }) => f.label ?? f.slug
 
 export function encodeMetadata(m: ModalMetadata): string {
@@ -117,7 +119,7 @@ const initialOf = (options: readonly SelectOption[], value: string | undefined) 
 export function fieldElement(field: ModalField): Record<string, unknown> {
   const allowed = field.allowed_values?.length ? field.allowed_values : undefined
   const dflt = field.default !== undefined && field.default !== '' ? field.default : undefined
-  const base = { action_id: VALUE_ACTION }
+  const base = { action_id: fieldActionId(field.name) }
   const select = (values: readonly string[]) => {
     const options = optionsOf(values)
     const initial = initialOf(options, dflt)
@@ -160,7 +162,7 @@ export function requestModal(flow: ModalFlow, meta: ModalMetadata): ModalView {
       type: 'input',
       block_id: TARGET_BLOCK,
       label: plain('Target', LIMITS.label),
-      element: { type: 'static_select', action_id: VALUE_ACTION, placeholder: plain('Choose what to access', 150), options: flow.targets.slice(0, LIMITS.options).map((t) => option(t.label, t.id)) },
+      element: { type: 'static_select', action_id: fieldActionId('target_id'), placeholder: plain('Choose what to access', 150), options: flow.targets.slice(0, LIMITS.options).map((t) => option(t.label, t.id)) },
     })
   }
   const declaresDuration = flow.fields.some((f) => f.name === 'duration')
@@ -227,6 +229,12 @@ function rawValue(s: InputState | undefined, field: ModalField | undefined): unk
   }
 }
 
+/** The state of an input block's one element, whatever its action_id (views opened before it changed included). */
+export function inputState(values: StateValues | undefined, blockId: string): InputState | undefined {
+  const block = values?.[blockId]
+  return block ? Object.values(block)[0] : undefined
+}
+
 /**
  * The submitted form as `flow_inputs`: field values by name (hidden fields left out, so their defaults apply),
  * `target_id`, `duration`. Type checks are the domain's (`validateFlowInputs`), with errors mapped back by block id.
@@ -234,7 +242,7 @@ function rawValue(s: InputState | undefined, field: ModalField | undefined): unk
 export function readRequestForm(flow: ModalFlow, values: StateValues): Record<string, unknown> {
   const inputs: Record<string, unknown> = {}
   const read = (name: string, field?: ModalField) => {
-    const v = rawValue(values[fieldBlockId(name)]?.[VALUE_ACTION], field)
+    const v = rawValue(inputState(values, fieldBlockId(name)), field)
     if (v !== undefined) inputs[name] = v
   }
   if (flow.hasStrategy) read('target_id')

@@ -1,12 +1,14 @@
 /**
  * The Slack app's worker side, in one piece: the engine's RunNotifier (cards, DMs), its ErrorReporter (the
- * error-logger channel, also logged), and the `slack` queue's worker (refusals told privately).
+ * error-logger channel, also logged), its SlackHost (`slack.*` calls from flow code), and the `slack` queue's worker
+ * (refusals told privately).
  */
 import type { Db } from '@opensym/db'
-import { logReporter, type EngineLogger, type ErrorReporter, type RunNotifier } from '@opensym/engine'
+import { logReporter, type EngineLogger, type ErrorReporter, type RunNotifier, type SlackHost } from '@opensym/engine'
 import type { Redis } from 'ioredis'
 import { SlackClients } from './client.js'
 import { TokenCipher } from './crypto.js'
+import { createSlackHost } from './host.js'
 import { Installations } from './installations.js'
 import { SlackNotifier } from './notifier.js'
 import { startSlackWorker } from './queue.js'
@@ -27,6 +29,8 @@ export interface SlackAppOptions {
 export interface SlackApp {
   readonly notifier: RunNotifier
   readonly reporter: ErrorReporter
+  /** For the FlowRuntime's host handlers: `createHostHandlers({ db, slack: app.host })`. */
+  readonly host: SlackHost
   close(): Promise<void>
 }
 
@@ -39,6 +43,7 @@ export function startSlackApp(o: SlackAppOptions): SlackApp {
   const queue = startSlackWorker({ connection: o.connection, prefix: o.prefix, installations, clients, logger: o.logger })
   return {
     notifier,
+    host: createSlackHost({ db: o.db, installations, clients }),
     reporter: async (f) => {
       await toLog(f)
       await toSlack(f)

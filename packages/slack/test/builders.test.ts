@@ -6,7 +6,9 @@ import {
   ACTION_DENY,
   ACTION_REVOKE,
   DECISION_MESSAGE_BLOCK,
+  fieldActionId,
   flowSelectionModal,
+  inputState,
   formatDuration,
   modalErrors,
   readRequestForm,
@@ -141,6 +143,14 @@ describe('requestModal', () => {
   })
   it('truncates a long label to Slack’s 24-character title', () => {
     expect(requestModal({ ...flow, label: 'A very long flow label that Slack would refuse' }, {}).title.text).toHaveLength(24)
+  })
+  it('gives every input an action_id of its own (unique within the view, as Slack requires), read back by block', () => {
+    const ids = view.blocks.filter((b) => b.type === 'input').map((b) => (b.element as { action_id: string }).action_id)
+    expect(new Set(ids).size).toBe(ids.length)
+    expect(byId(view.blocks, 'field:repo')!.element.action_id).toBe(fieldActionId('repo'))
+    const state = { 'field:repo': { [fieldActionId('repo')]: { type: 'external_select', selected_option: { value: 'acme/api' } } } }
+    expect(inputState(state, 'field:repo')).toEqual({ type: 'external_select', selected_option: { value: 'acme/api' } })
+    expect(inputState(state, 'field:other')).toBeUndefined()
   })
 })
 

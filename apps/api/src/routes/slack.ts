@@ -3,11 +3,20 @@
  * parsers keep the raw bytes, which the v0 signature is verified on before anything is parsed or looked up; a bad
  * or stale signature is a 401 and changes nothing. The handlers are @opensym/slack's; work they defer runs after
  * the acknowledgement is sent (Slack's 3 seconds).
+ *
+ * Flow code the handlers need (prefetch reducers for external selects, the flows filter's `getFlows` for `/sym`, a
+ * flow's `onPrompt`/`afterPrompt` hooks around its form) runs in a FlowRuntime of this process, made only here, when
+ * Slack is configured: it loads isolated-vm on first use, so the API runs with `node --no-node-snapshot`
+ * (scripts/start.mjs, the api's npm start, its vitest config).
  */
 import type { Db } from '@opensym/db'
-import type { EngineLogger, RunService } from '@opensym/engine'
+import { createHostHandlers, FlowRuntime, type EngineLogger, type RunService } from '@opensym/engine'
 import {
+  createSlackHost,
   Installations,
+  runtimeFlowsFilter,
+  runtimePrefetch,
+  runtimePromptHook,
   SlackClients,
   SlackHandlers,
   SlackOAuth,
@@ -17,6 +26,7 @@ import {
   verifySlackSignature,
   type FlowsFilter,
   type PrefetchOptions,
+  type PromptHook,
   type SlackReply,
 } from '@opensym/slack'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
@@ -43,8 +53,12 @@ export interface SlackApiOptions {
   readonly authorizeUrl?: string
   /** Milliseconds since the epoch, for the replay window (tests). */
   readonly now?: () => number
+  /** Overrides of the flow-code hooks; default: the flow runtime's. */
   readonly flowsFilter?: FlowsFilter
   readonly prefetch?: PrefetchOptions
+  readonly promptHook?: PromptHook
+  /** Runs flow code for the hooks; default: one of this app's (with the Slack host handlers), closed with it. */
+  readonly flows?: FlowRuntime
   /** Retries of failed Slack calls (tests make them quick). */
   readonly retryConfig?: { retries: number; factor?: number; minTimeout?: number; maxTimeout?: number }
 }
@@ -81,6 +95,15 @@ export default async function slackRoutes(app: FastifyInstance, o: SlackRouteOpt
   const clients = new SlackClients({ ...(cfg.apiUrl ? { apiUrl: cfg.apiUrl } : {}), ...(cfg.retryConfig ? { retryConfig: cfg.retryConfig } : {}), logger: log })
   const queue = new SlackQueue({ connection: o.redis, prefix: o.queuePrefix })
   app.addHook('onClose', () => queue.close())
+  let flows = cfg.flows
+  if (!flows && !(cfg.flowsFilter && cfg.prefetch && cfg.promptHook)) {
+    const runtime = new FlowRuntime({ db: o.db, host: createHostHandlers({ db: o.db, slack: createSlackHost({ db: o.db, installations, clients }) }), logger: log })
+    app.addHook('onClose', () => runtime.close())
+    flows = runtime
+  }
+  const flowsFilter = cfg.flowsFilter ?? (flows ? runtimeFlowsFilter(flows) : undefined)
+  const prefetch = cfg.prefetch ?? (flows ? runtimePrefetch(o.db, flows) : undefined)
+  const promptHook = cfg.promptHook ?? (flows ? runtimePromptHook(o.db, flows) : undefined)
   const handlers = new SlackHandlers({
     db: o.db,
     runs: o.runs,
@@ -88,8 +111,9 @@ export default async function slackRoutes(app: FastifyInstance, o: SlackRouteOpt
     clients,
     queue,
     logger: log,
-    ...(cfg.flowsFilter ? { flowsFilter: cfg.flowsFilter } : {}),
-    ...(cfg.prefetch ? { prefetch: cfg.prefetch } : {}),
+    ...(flowsFilter ? { flowsFilter } : {}),
+    ...(prefetch ? { prefetch } : {}),
+    ...(promptHook ? { promptHook } : {}),
   })
   const publicUrl = cfg.publicUrl?.replace(/\/+$/, '')
   const oauth =
