@@ -13,70 +13,20 @@
  * `PUT /users/{id}/roles/{role}` with `{"expires_at": …}` to grant, `DELETE /users/{id}/roles/{role}` to remove
  * (404 when the user does not have the role). Adapt the three functions to your system's API.
  *
- * The SDK, `@opensym/sdk`, with its types and helpers, arrives in a later issue. Until then this file is plain
- * TypeScript with no imports: the few types below describe only what this file uses, in the shape of Sym's
- * `AccessStrategy` (its `integration` and `get_requester_identity`), with the strategy passed as the last
- * argument instead of `self`. Once the SDK is available they will be replaced by imports from `@opensym/sdk`,
- * and the exact names may change to match it.
+ * The types come from `@opensym/sdk/flow` (`npm install @opensym/sdk` for your editor; the platform provides it
+ * when the code runs). Its testing helpers (`runEscalate`, `runDeescalate`, `runFetchRemoteIdentity` from
+ * `@opensym/sdk/testing`) run these functions in a unit test, with a `fetch` handler standing in for the API.
  */
-
-/** A `sym_secret`. Its value is read from the secret source when asked for, and never stored. */
-export interface Secret {
-  retrieveValue(): Promise<string>
-}
-
-/** The strategy's `sym_integration` (`sym_integration.backoffice` in main.tf). */
-export interface Integration {
-  /** Its `external_id`: the back-office account. */
-  externalId: string
-  /** Its string settings, except that `secrets` are the sym_secrets listed in `secret_ids_json`, in that order. */
-  settings: { api_url?: string; secrets?: Secret[] }
-}
-
-export interface User {
-  /** `null` for bot users. */
-  email: string | null
-}
-
-/** The `sym_target` the requester picked. */
-export interface Target {
-  name: string
-  settings: Record<string, string | undefined>
-}
-
-/** The parts of the event this file reads. */
-export interface Event {
-  /** The submitted form: the prompt fields of main.tf (`duration` in seconds) and the chosen `target`. */
-  payload: { fields: { target?: Target; duration?: number; [name: string]: unknown } }
-}
-
-export interface HttpResponse {
-  ok: boolean
-  status: number
-  json(): Promise<unknown>
-  text(): Promise<string>
-}
-
-/** What the platform passes to every call: Sym's `AccessStrategy` base class, as an argument. */
-export interface Strategy {
-  integration: Integration
-  /**
-   * The requester's ID in the back-office: the one stored for them under the integration's `external_id`, else
-   * the result of `fetchRemoteIdentity`, which is then stored. Fails when neither gives one.
-   */
-  getRequesterIdentity(event: Event): Promise<string>
-  /** HTTP through the platform (the sandbox has no network of its own); the standard `fetch`, narrowed. */
-  fetch(url: string, init?: { method?: string; headers?: Record<string, string>; body?: string }): Promise<HttpResponse>
-}
+import type { AccessStrategy, Event, FetchResponse, Secret, User } from '@opensym/sdk/flow'
 
 /** JSON the platform keeps as the step's output. */
 export type StepOutput = Record<string, string | boolean | null>
 
 /** One call to the back-office admin API, authenticated with the first secret of the integration. */
-async function callApi(strategy: Strategy, method: string, path: string, body?: unknown): Promise<HttpResponse> {
+async function callApi(strategy: AccessStrategy, method: string, path: string, body?: unknown): Promise<FetchResponse> {
   const { api_url: baseUrl, secrets } = strategy.integration.settings
-  if (!baseUrl) throw new Error('The back-office integration has no `api_url` setting (see sym_integration.backoffice in main.tf).')
-  const apiKey = secrets?.[0]
+  if (typeof baseUrl !== 'string' || !baseUrl) throw new Error('The back-office integration has no `api_url` setting (see sym_integration.backoffice in main.tf).')
+  const apiKey = Array.isArray(secrets) ? (secrets as readonly Secret[])[0] : undefined
   if (!apiKey) throw new Error('The back-office API key must be the first sym_secret in `secret_ids_json` (see main.tf).')
   return strategy.fetch(`${baseUrl.replace(/\/+$/, '')}${path}`, {
     method,
@@ -86,7 +36,7 @@ async function callApi(strategy: Strategy, method: string, path: string, body?: 
 }
 
 /** Throws with the API's answer (shortened), which ends up in the error logger's channel. */
-async function fail(what: string, response: HttpResponse): Promise<never> {
+async function fail(what: string, response: FetchResponse): Promise<never> {
   const detail = (await response.text()).slice(0, 300)
   throw new Error(`${what}: the back-office API answered ${response.status}${detail ? `: ${detail}` : ''}`)
 }
@@ -102,7 +52,7 @@ function roleOf(event: Event): string {
 const userRolePath = (userId: string, role: string) => `/users/${encodeURIComponent(userId)}/roles/${encodeURIComponent(role)}`
 
 /** Back-office users are found by the email they share with their Sym user; `null` when there is none. */
-export async function fetchRemoteIdentity(user: User, strategy: Strategy): Promise<string | null> {
+export async function fetchRemoteIdentity(user: User, strategy: AccessStrategy): Promise<string | null> {
   if (!user.email) return null
   const response = await callApi(strategy, 'GET', `/users?email=${encodeURIComponent(user.email)}`)
   if (response.status === 404) return null
@@ -116,7 +66,7 @@ export async function fetchRemoteIdentity(user: User, strategy: Strategy): Promi
  * role that the first attempt already granted. The role also expires on the back-office's side at the end of the
  * requested duration, so that access ends even if de-escalation cannot reach the back-office.
  */
-export async function escalate(_targetId: string, event: Event, strategy: Strategy): Promise<StepOutput> {
+export async function escalate(_targetId: string, event: Event, strategy: AccessStrategy): Promise<StepOutput> {
   const userId = await strategy.getRequesterIdentity(event)
   const role = roleOf(event)
   const seconds = event.payload.fields.duration
@@ -130,7 +80,7 @@ export async function escalate(_targetId: string, event: Event, strategy: Strate
  * Takes the role away. A 404 means it is already gone (it expired on its own, or someone removed it by hand),
  * which counts as success: de-escalation must be safe to repeat.
  */
-export async function deescalate(_targetId: string, event: Event, strategy: Strategy): Promise<StepOutput> {
+export async function deescalate(_targetId: string, event: Event, strategy: AccessStrategy): Promise<StepOutput> {
   const userId = await strategy.getRequesterIdentity(event)
   const role = roleOf(event)
   const response = await callApi(strategy, 'DELETE', userRolePath(userId, role))
