@@ -9,7 +9,7 @@ import { randomBytes } from 'node:crypto'
 import { createDb, type Db } from '@opensym/db'
 import { EngineQueues, NotificationUndeliverable, startEngineWorker, type EngineWorker } from '@opensym/engine'
 import { RecordingStrategy } from '@opensym/engine/testing'
-import { ACTION_APPROVE, ACTION_DENY, ACTION_REVOKE, Installations, SlackClients, SlackNotifier, slackErrorReporter, startSlackWorker, TokenCipher } from '@opensym/slack'
+import { ACTION_APPROVE, ACTION_DENY, ACTION_REVOKE, Installations, resolveSlackActor, SlackClients, SlackNotifier, slackErrorReporter, startSlackWorker, TokenCipher } from '@opensym/slack'
 import { createTestOrg, startFakeSlack, type FakeSlack, type FakeSlackTeam, type FakeSlackUser, type SlackDriver, type SlackInbound, type TestOrg } from '@opensym/testing'
 import type { FastifyInstance } from 'fastify'
 import { Redis } from 'ioredis'
@@ -253,6 +253,18 @@ describe('install (OAuth v2)', () => {
     expect(await db.slackInstallation.count({ where: { teamId: otherTeam.id } })).toBe(0)
   })
 
+  it('refuses to connect a workspace another org has installed: it cannot take over its commands and clicks', async () => {
+    const squatter = await createTestOrg(db, 'slack-squat')
+    const theirs = await db.integration.create({ data: { orgId: squatter.id, type: 'slack', slug: 'their-slack', externalId: team.id, settings: {} } })
+    const res = await app.inject({ method: 'GET', url: `/api/v1/slack/install?integration_id=${theirs.id}` })
+    const location = new URL(res.headers.location as string)
+    const code = fake.authorizeCode(team.id, { redirectUri: location.searchParams.get('redirect_uri')!, installer: slackUsers.admin.id })
+    const done = await app.inject({ method: 'GET', url: `/api/v1/slack/oauth/callback?code=${code}&state=${encodeURIComponent(location.searchParams.get('state')!)}` })
+    expect(done.statusCode).toBe(409)
+    expect(await db.slackInstallation.count({ where: { integrationId: theirs.id } })).toBe(0)
+    expect((await installations.byTeam(team.id))?.orgId).toBe(org.id)
+  })
+
   it('serves a manifest pointing Slack at this deployment', async () => {
     const res = await app.inject({ method: 'GET', url: '/api/v1/slack/manifest' })
     expect(res.json<Json>().settings.interactivity.request_url).toBe(`${PUBLIC_URL}/api/v1/slack/interactions`)
@@ -316,6 +328,14 @@ describe('/sym', () => {
     }
     const created = await db.user.findFirstOrThrow({ where: { orgId: org.id, email: 'pat@partner.io' } })
     expect(created.role).toBe('guest')
+  })
+
+  it('refuses a Slack Connect account with the email of an org admin (its email is another workspace’s word)', async () => {
+    const impostor = fake.addUser({ teamId: otherTeam.id, email: 'admin@example.com', name: 'Not Ada' })
+    const inst = (await installations.byTeam(team.id))!
+    const who = await resolveSlackActor(db, clients.forToken(inst.token), inst, impostor.id)
+    expect(who.ok).toBe(false)
+    expect(await db.userIdentity.count({ where: { orgId: org.id, externalUserId: impostor.id } })).toBe(0)
   })
 })
 

@@ -14,6 +14,7 @@ import type { EventData, HostArgs, HostResult, IntegrationData, JsonObject, Json
 import { Aws, awsSdk, permissionContext } from './aws.js'
 import type { HostContext } from './runtime.js'
 import { userData } from './runtime.js'
+import { guardedFetch, outboundBlocked, outboundPolicyFromEnv, readTextLimited, unsendableHeader, type OutboundPolicy } from './outbound.js'
 import { createSecretResolver } from './secrets.js'
 import type { SecretResolver } from './strategy.js'
 import { USER_WITH_IDENTITIES } from './runtime.js'
@@ -41,8 +42,17 @@ export interface HostHandlersOptions {
   readonly oktaBaseUrl?: string
   /** PagerDuty API base URL. Default `https://api.pagerduty.com`. */
   readonly pagerdutyBaseUrl?: string
+  /** Calls to the base URLs above (operator-configured). Default: the global `fetch`. */
   readonly fetch?: typeof fetch
+  /**
+   * Which addresses calls to URLs taken from org data (an okta integration's `external_id`) may reach. Default:
+   * `OPENSYM_ALLOW_PRIVATE_NETWORKS` (link-local/metadata never, private ones only when allowed).
+   */
+  readonly network?: OutboundPolicy
 }
+
+/** Largest integration API answer read (a page of users or groups is far smaller). */
+const MAX_ANSWER_BYTES = 8 * 1024 * 1024
 
 /** An integration call that cannot be made; its message reaches the flow as an `IntegrationError`. */
 export class HostCallError extends Error {
@@ -93,6 +103,8 @@ const USER_SELECT = USER_WITH_IDENTITIES
 
 export function createHostHandlers(o: HostHandlersOptions): HostHandlers {
   const doFetch = o.fetch ?? fetch
+  // An org admin chooses the okta integration's external_id: without an operator base URL it is fetched guarded.
+  const orgFetch = o.fetch ?? guardedFetch(o.network ?? outboundPolicyFromEnv())
   const secretsOf = o.secrets ?? ((orgId: string) => createSecretResolver({ db: o.db, orgId }))
   let aws = o.aws
   const pagerdutyBase = (o.pagerdutyBaseUrl ?? 'https://api.pagerduty.com').replace(/\/+$/, '')
@@ -114,14 +126,24 @@ export function createHostHandlers(o: HostHandlersOptions): HostHandlers {
     return rows.map(userData)
   }
 
-  async function getJson(url: string, headers: Record<string, string>, ctx: Ctx, what: string): Promise<{ status: number; body: unknown; link: string | null }> {
+  async function getJson(url: string, headers: Record<string, string>, ctx: Ctx, what: string, send: typeof fetch = doFetch): Promise<{ status: number; body: unknown; link: string | null }> {
+    // The headers carry the API token: a value fetch refuses would be quoted in its error, so name the header only.
+    const bad = unsendableHeader(headers)
+    if (bad !== undefined) throw new HostCallError(`${what}: the ${bad} header (from the integration's secret) has a control character in it`, 'not_configured')
     let res: Response
     try {
-      res = await doFetch(url, { headers: { accept: 'application/json', ...headers }, signal: ctx.signal, redirect: 'manual' })
+      res = await send(url, { headers: { accept: 'application/json', ...headers }, signal: ctx.signal, redirect: 'manual' })
     } catch (e) {
+      const blocked = outboundBlocked(e)
+      if (blocked) throw new HostCallError(`${what}: ${blocked.message}`, 'forbidden')
       throw new HostCallError(`${what}: ${e instanceof Error ? e.message : String(e)}`, 'unavailable')
     }
-    const text = await res.text()
+    let text: string
+    try {
+      text = await readTextLimited(res, MAX_ANSWER_BYTES)
+    } catch (e) {
+      throw new HostCallError(`${what}: ${e instanceof Error ? e.message : String(e)}`, 'too_large')
+    }
     let body: unknown
     try {
       body = text ? JSON.parse(text) : undefined
@@ -143,7 +165,16 @@ export function createHostHandlers(o: HostHandlersOptions): HostHandlers {
     const token = await secret(ctx, integration, 'api_token_secret')
     const base = (o.oktaBaseUrl ?? (/^https?:\/\//.test(integration.externalId) ? integration.externalId : `https://${integration.externalId}`)).replace(/\/+$/, '')
     const headers = { authorization: `SSWS ${token}` }
-    const get = (path: string) => getJson(path.startsWith('http') ? path : `${base}${path}`, headers, ctx, `okta GET ${path.replace(/^https?:\/\/[^/]+/, '').split('?')[0]}`)
+    const origin = URL.canParse(base) ? new URL(base).origin : undefined
+    if (!origin) throw new HostCallError(`the okta integration's external_id is not a domain or URL`, 'not_configured')
+    const send = o.oktaBaseUrl ? doFetch : orgFetch
+    const get = async (path: string) => {
+      const url = path.startsWith('http') ? path : `${base}${path}`
+      // A `Link: rel="next"` URL comes from the answer: the API token only ever goes to the integration's origin.
+      const to = URL.canParse(url) ? new URL(url).origin : 'an invalid URL'
+      if (to !== origin) throw new HostCallError(`okta: refusing to follow a link to another origin (${to})`, 'forbidden')
+      return getJson(url, headers, ctx, `okta GET ${path.replace(/^https?:\/\/[^/]+/, '').split('?')[0]}`, send)
+    }
     const userId = async (user: UserRefData): Promise<string | undefined> => {
       const ref = await identityOrEmail(ctx, user, 'okta', integration.externalId)
       if (ref.id) return ref.id

@@ -71,7 +71,7 @@ beforeAll(async () => {
     db,
     connection: redis,
     prefix,
-    strategies: builtinStrategies({ sandbox, env: {} }),
+    strategies: builtinStrategies({ sandbox, env: { OPENSYM_ALLOW_PRIVATE_NETWORKS: 'true' } }), // the back-office listens on 127.0.0.1
     secrets: (orgId, dbOrTx) => createSecretResolver({ db: dbOrTx, orgId, env: { OPENSYM_SECRET_BACKOFFICE: API_KEY } }),
     reporter: (f) => void reported.push(f),
     attempts: 3,

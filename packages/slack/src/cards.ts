@@ -113,7 +113,8 @@ function statusLines(run: CardRun): string[] {
 
 /** The card's blocks for the run's current state. */
 export function requestCard(run: CardRun): { text: string; blocks: Block[] } {
-  const summary = `${run.requester.name} requests ${run.target ? `${run.target} via ` : ''}${run.flowTitle}`
+  // The notification text is mrkdwn too: a name like `<!channel>` must not ping the channel the card goes to.
+  const summary = escapeMrkdwn(`${run.requester.name} requests ${run.target ? `${run.target} via ` : ''}${run.flowTitle}`)
   const facts: string[] = [`*Requester:* ${who(run.requester)}`, `*Flow:* ${escapeMrkdwn(run.flowTitle)} (\`${run.environmentSlug}\`)`]
   if (run.target) facts.push(`*Target:* ${escapeMrkdwn(run.target)}`)
   if (run.durationSeconds) facts.push(`*Duration:* ${formatDuration(run.durationSeconds)}`)

@@ -9,6 +9,7 @@ import type { Db } from '@opensym/db'
 import type { Principal } from '@opensym/domain'
 import { EngineError, FLOW_FOR_REQUEST, flowParams, silentLogger, systemClock, type Clock, type EngineLogger, type RunService } from '@opensym/engine'
 import type { WebClient } from '@slack/web-api'
+import { escapeMrkdwn } from './blocks.js'
 import { ACTION_APPROVE, ACTION_DENY, ACTION_REVOKE, DECISION_MESSAGE_BLOCK } from './cards.js'
 import { slackError, type SlackClients } from './client.js'
 import { once } from './deliveries.js'
@@ -139,7 +140,8 @@ export class SlackHandlers {
         let view = flowSelectionModal(flows.map(choiceOf), meta)
         if (who.actor.principal.role === 'guest') view = flowSelectionModal([], meta, 'Guests cannot start flows.')
         else if (note) view = flowSelectionModal([], meta, note)
-        else if (!subcommand) view = flowSelectionModal(flows.map(choiceOf), meta, `Unknown command "${first}". Try \`/sym req <flow> [environment]\`.`)
+        // Notes are mrkdwn: what the person typed is escaped, so it renders as text (no mentions or links).
+        else if (!subcommand) view = flowSelectionModal(flows.map(choiceOf), meta, `Unknown command "${escapeMrkdwn(first ?? '')}". Try \`/sym req <flow> [environment]\`.`)
         else if (name) {
           const wanted = name.toLowerCase()
           const matches = flows.filter((f) => f.slug === wanted && (env === undefined || f.environment.slug === env.toLowerCase()))
@@ -150,8 +152,8 @@ export class SlackHandlers {
               view = requestModal(modalFlowOf(matches[0]!), meta)
               prompted = matches[0]!.id
             }
-          } else if (matches.length > 1) view = flowSelectionModal(flows.map(choiceOf), meta, `"${name}" exists in several environments; pick one, or use \`/sym req ${name} <environment>\`.`)
-          else view = flowSelectionModal(flows.map(choiceOf), meta, `No flow "${name}"${env ? ` in environment "${env}"` : ''} that you can run here.`)
+          } else if (matches.length > 1) view = flowSelectionModal(flows.map(choiceOf), meta, `"${escapeMrkdwn(name)}" exists in several environments; pick one, or use \`/sym req ${escapeMrkdwn(name)} <environment>\`.`)
+          else view = flowSelectionModal(flows.map(choiceOf), meta, `No flow "${escapeMrkdwn(name)}"${env ? ` in environment "${escapeMrkdwn(env)}"` : ''} that you can run here.`)
         }
         await client.views.open({ trigger_id: cmd.trigger_id, view: view as never })
         if (prompted) await this.afterPrompt(inst, prompted, who.actor, meta.channelId)

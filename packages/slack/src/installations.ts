@@ -40,6 +40,13 @@ export class Installations {
     return undefined
   }
 
+  /** The orgs with a live installation of this workspace (one whose slack integration still names it). */
+  async liveOrgs(teamId: string): Promise<Set<string>> {
+    const rows = await this.db.slackInstallation.findMany({ where: { teamId, revokedAt: null }, select: { orgId: true, integrationId: true } })
+    const live = await this.db.integration.findMany({ where: { id: { in: rows.map((r) => r.integrationId) }, type: 'slack', externalId: teamId }, select: { orgId: true } })
+    return new Set(live.map((i) => i.orgId))
+  }
+
   /** The installation of the Slack integration an environment uses (`integrations.slack_id`). */
   async byEnvironment(environmentId: string): Promise<Installation | undefined> {
     const link = await this.db.environmentIntegration.findUnique({ where: { environmentId_key: { environmentId, key: 'slack_id' } }, select: { integrationId: true } })

@@ -8,6 +8,7 @@ import type { Db } from '@opensym/db'
 import { NotificationUndeliverable, silentLogger, type EngineLogger, type EventNotice, type RequestNotice, type RunNotifier } from '@opensym/engine'
 import type { DestinationData, SlackDestinationData } from '@opensym/sdk/flow'
 import type { WebClient } from '@slack/web-api'
+import { escapeMrkdwn } from './blocks.js'
 import { loadCard } from './card-data.js'
 import { requestCard, requesterDm, type DmKind } from './cards.js'
 import { slackError, TOKEN_DEAD, UNDELIVERABLE, type SlackClients } from './client.js'
@@ -89,7 +90,7 @@ export class SlackNotifier implements RunNotifier {
       const click = await this.db.slackDelivery.findFirst({ where: { eventId: event.id, key: { startsWith: 'click:' } } })
       if (click?.channel && click.slackUser) {
         await once(this.db, `refused:${event.id}`, { orgId: notice.orgId, runId: notice.runId, eventId: event.id }, async () => {
-          await this.ephemeral(client, click.channel!, click.slackUser!, `:no_entry: ${event.error ?? 'Your action was not accepted.'}`)
+          await this.ephemeral(client, click.channel!, click.slackUser!, `:no_entry: ${event.error ? escapeMrkdwn(event.error) : 'Your action was not accepted.'}`)
         })
       }
     }

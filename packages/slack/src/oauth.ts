@@ -68,6 +68,10 @@ export class SlackOAuth {
     if (teamId !== integration.externalId) {
       return { ok: false, status: 409, message: `This integration is for workspace ${integration.externalId}, but the app was installed in ${teamId}. Install it in the right workspace, or set the integration's external_id.` }
     }
+    // A workspace acts for one org. Otherwise any org declaring this team as its integration's external_id could,
+    // with one click by the workspace's admin, take over its /sym and Approve clicks (byTeam picks the newest).
+    const others = [...(await this.deps.installations.liveOrgs(teamId))].filter((o) => o !== integration.orgId)
+    if (others.length) return { ok: false, status: 409, message: `The workspace ${teamId} is already connected to another Sym org. Uninstall the app from the workspace first.` }
     await this.deps.installations.save({
       orgId: integration.orgId,
       integrationId: integration.id,

@@ -70,7 +70,8 @@ export function slackErrorReporter(o: SlackReporterOptions): ErrorReporter & { r
     const extra = repeats > 0 ? ` · ${repeats} more like this since the last post` : ''
     await o.clients.forToken(inst.token).chat.postMessage({
       channel: env.errorLogger.destination,
-      text: `${f.step} failed in flow ${flow}: ${truncate(f.message, 2500)}`,
+      // The notification text is parsed for mentions too; failure messages can carry requesters' input.
+      text: escapeMrkdwn(`${f.step} failed in flow ${flow}: ${truncate(f.message, 2500)}`),
       blocks: [section(text), context(`Run \`${f.runId}\` · event \`${f.eventId}\`${extra}`)] as never,
     })
   }

@@ -3,7 +3,8 @@
  * remembered as a `UserIdentity` (service `slack`, service id = the workspace's team id). A person not yet known is
  * created just in time: as a member when their email domain is one of the org's (the domains of its admins and
  * members), otherwise as a guest. Slack Connect users (another home team) and Slack guests act as guests whatever
- * their stored role, and are looked up every time (their status can change).
+ * their stored role, and are looked up every time (their status can change). A Slack Connect account whose email is
+ * that of a member or admin of the org is refused: its email is vouched for by another workspace only.
  */
 import { isUniqueViolation, type Db } from '@opensym/db'
 import type { Principal } from '@opensym/domain'
@@ -66,6 +67,9 @@ export async function resolveSlackActor(db: Db, client: WebClient, inst: Install
     }
   }
   if (user.deactivatedAt) return { ok: false, reason: 'Your Sym user is deactivated.' }
+  // Another workspace vouches for an external account's email, not ours: it must not act as (and be audited as) a
+  // member or admin of this org who has that email. Only people who are guests here anyway are matched.
+  if (external && user.role !== 'guest') return { ok: false, reason: 'Your Slack account belongs to another workspace, and its email is that of a Sym user of this organization. Use your account in this workspace.' }
   if (!slackGuest) {
     await db.userIdentity
       .create({ data: { orgId: inst.orgId, userId: user.id, service: SLACK_SERVICE, serviceId: inst.teamId, externalUserId: slackUserId } })

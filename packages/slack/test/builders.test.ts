@@ -242,6 +242,12 @@ describe('requestCard', () => {
     expect(byId(blocks, DECISION_MESSAGE_BLOCK)).toBeDefined()
     expect(text).toBe('Mia Member requests Prod DB via Database access')
   })
+  it('escapes names in the notification text, so a requester called <!channel> pings nobody', () => {
+    const { text, blocks } = requestCard(card({ requester: { name: '<!channel> Mallory' }, target: '<!here>', flowTitle: '<https://evil.example|Click>' }))
+    expect(text).not.toMatch(/<[!@#h]/)
+    expect(text).toBe('&lt;!channel&gt; Mallory requests &lt;!here&gt; via &lt;https://evil.example|Click&gt;')
+    expect(JSON.stringify(blocks)).not.toMatch(/<!channel>|<!here>/)
+  })
   it('after a decision: who and when, the message, no buttons; Revoke once escalated; de-escalated after', () => {
     const at = new Date(NOW)
     const approved = card({ status: 'approved', decision: { approved: true, by: { name: 'Ada', slackUserId: 'UADA' }, at, message: 'go ahead' } })

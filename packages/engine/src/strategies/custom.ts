@@ -8,7 +8,8 @@
  * - The integration (`custom`, with `secret_ids_json`) reaches the module as `strategy.integration`: its string
  *   settings, and `settings.secrets`, the listed `sym_secret`s. `secrets.retrieve` serves those secrets only.
  * - `strategy.fetch` is HTTP made here (`http.fetch`): http/https only (and what `allowUrl` allows), redirects not
- *   followed, responses up to 1 MiB, within the call's time limit.
+ *   followed, responses up to 1 MiB, within the call's time limit. Destinations follow the outbound policy
+ *   (../outbound.ts): never link-local/metadata addresses, private ones only with OPENSYM_ALLOW_PRIVATE_NETWORKS.
  * - identity: `fetchRemoteIdentity` (not exported, or returning nothing: none found). Identities are stored under
  *   service `custom` and the integration's `external_id`; `getIdentity` reducers do not apply (§3.10).
  * - Errors: what the module throws fails the step (`StrategyError` with its message); a `RetryableError` from the SDK
@@ -22,6 +23,7 @@ import type { ChannelData, EventData, IntegrationData, IntegrationSettingData, J
 import type { LogActor, LogEntry } from '../audit.js'
 import { RetryableStrategyError, StrategyError, type Strategy, type StrategyCall } from '../strategy.js'
 import { causeText, integrationOf, strategyName } from './common.js'
+import { checkOutboundUrl, guardedFetch, outboundBlocked, outboundPolicyFromEnv, readTextLimited, unsendableHeader, type OutboundPolicy } from '../outbound.js'
 
 /** What the custom strategy needs of the sandbox (the worker's, shared with flows or its own). */
 export type StrategySandbox = Pick<Sandbox, 'loadStrategy'>
@@ -33,9 +35,11 @@ export interface CustomStrategyOptions {
    * engine's 30 s strategy budget). A call that runs out of time is retried.
    */
   readonly timeoutMs?: number
-  /** Makes `strategy.fetch` requests. Default: the global `fetch`. */
+  /** Makes `strategy.fetch` requests. Default: a `fetch` that enforces {@link network} on every connection. */
   readonly fetch?: typeof fetch
-  /** Which URLs `strategy.fetch` may reach (after the http/https check). Default: any. */
+  /** Which addresses `strategy.fetch` may reach. Default: `OPENSYM_ALLOW_PRIVATE_NETWORKS` (private ones refused). */
+  readonly network?: OutboundPolicy
+  /** Which URLs `strategy.fetch` may reach (after the http/https and network checks). Default: any those allow. */
   readonly allowUrl?: (url: URL) => boolean
   /**
    * The event `escalate`/`deescalate` receive. Default: built from the call's §7.2 payload (user, channel, fields
@@ -50,7 +54,9 @@ const DEFAULT_TIMEOUT_MS = 25_000
 
 export function createCustomStrategy(options: CustomStrategyOptions): Strategy {
   const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS
-  const doFetch = options.fetch ?? fetch
+  const network = options.network ?? outboundPolicyFromEnv()
+  // Strategy code picks the URL: the default fetch checks the address it connects to (after DNS), not just the name.
+  const doFetch = options.fetch ?? guardedFetch(network)
   const eventData = options.eventData ?? ((call: StrategyCall, step: 'escalate' | 'deescalate') => eventDataFromPayload(call, step))
 
   async function load(call: Pick<StrategyCall, 'strategy'>): Promise<LoadedStrategy> {
@@ -76,15 +82,23 @@ export function createCustomStrategy(options: CustomStrategyOptions): Strategy {
         } catch {
           throw new Error(`${url.slice(0, 200)} is not a URL`)
         }
-        if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') throw new Error(`only http and https URLs can be fetched (${parsed.protocol})`)
+        try {
+          checkOutboundUrl(parsed, network)
+        } catch (e) {
+          throw Object.assign(new Error(`${parsed.origin} is not allowed: ${(e as Error).message}`), { code: 'refused' })
+        }
         if (options.allowUrl && !options.allowUrl(parsed)) throw Object.assign(new Error(`${parsed.origin} is not allowed for custom strategies here`), { code: 'refused' })
+        const bad = unsendableHeader(headers)
+        if (bad !== undefined) throw Object.assign(new Error(`header "${bad.slice(0, 100)}" has a control character in its value and cannot be sent (the value is not shown)`), { code: 'invalid_arguments' })
         let res: Response
         try {
           res = await doFetch(parsed, { method, headers, ...(body !== undefined ? { body } : {}), redirect: 'manual', signal })
         } catch (e) {
+          const blocked = outboundBlocked(e)
+          if (blocked) throw Object.assign(new Error(`${parsed.origin} is not allowed: ${blocked.message}`), { code: 'refused' })
           throw Object.assign(new Error(`${method} ${parsed.origin}${parsed.pathname}: ${causeText(e)}`), { code: 'connection' })
         }
-        const text = await readLimited(res, MAX_RESPONSE_BYTES)
+        const text = await readTextLimited(res, MAX_RESPONSE_BYTES)
         const out: Record<string, string> = {}
         res.headers.forEach((v, k) => (out[k] = v))
         return { status: res.status, url: parsed.href, headers: out, body: text }
@@ -150,21 +164,6 @@ function abortable<T>(signal: AbortSignal, work: Promise<T>): Promise<T> {
     signal.addEventListener('abort', onAbort, { once: true })
     work.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort))
   })
-}
-
-async function readLimited(res: Response, max: number): Promise<string> {
-  if (!res.body) return ''
-  const chunks: Uint8Array[] = []
-  let size = 0
-  for await (const chunk of res.body) {
-    size += chunk.byteLength
-    if (size > max) {
-      await res.body.cancel().catch(() => undefined)
-      throw Object.assign(new Error(`the response is larger than ${max / 1024} KiB`), { code: 'too_large' })
-    }
-    chunks.push(chunk)
-  }
-  return Buffer.concat(chunks).toString('utf8')
 }
 
 const stringSettings = (settings: Readonly<Record<string, unknown>>): Record<string, string> => {

@@ -8,6 +8,7 @@ import { createCustomStrategy, type CustomStrategyOptions, type StrategySandbox 
 import { createGithubStrategy, type GithubStrategyOptions } from './github.js'
 import { createHttpStrategy, type HttpStrategyOptions } from './http.js'
 import { createOktaStrategy, type OktaStrategyOptions } from './okta.js'
+import { outboundPolicyFromEnv } from '../outbound.js'
 
 export * from './http.js'
 export * from './okta.js'
@@ -34,7 +35,10 @@ export interface BuiltinStrategyOptions {
    * `custom` is not installed and its runs fail saying so.
    */
   readonly sandbox?: StrategySandbox
-  /** `custom` options besides the sandbox (time limit, `fetch`, which URLs `strategy.fetch` may reach). */
+  /**
+   * `custom` options besides the sandbox (time limit, `fetch`, which URLs `strategy.fetch` may reach). The
+   * network policy defaults to `OPENSYM_ALLOW_PRIVATE_NETWORKS` of {@link env}.
+   */
   readonly custom?: Omit<CustomStrategyOptions, 'sandbox'>
   /** Where the `OPENSYM_*` defaults are read. Default `process.env`. */
   readonly env?: Readonly<Record<string, string | undefined>>
@@ -53,7 +57,7 @@ export function builtinStrategies(options: BuiltinStrategyOptions = {}): Strateg
     createAwsIamStrategy({ aws }),
     createAwsLambdaStrategy({ aws }),
     createGithubStrategy({ ...options.github, ...(githubBaseUrl ? { baseUrl: githubBaseUrl } : {}) }),
-    ...(options.sandbox ? [createCustomStrategy({ ...options.custom, sandbox: options.sandbox })] : []),
+    ...(options.sandbox ? [createCustomStrategy({ network: outboundPolicyFromEnv(env), ...options.custom, sandbox: options.sandbox })] : []),
   ]
   return new Map(all.map((s) => [s.type, s]))
 }

@@ -33,6 +33,11 @@ interface HttpSettings {
 /** Header names a headers secret may not set: they are the signature's, or the transport's. */
 const RESERVED = new Set(['content-type', 'content-length', 'host', 'transfer-encoding', 'connection', HTTP_HEADERS.idempotencyKey, HTTP_HEADERS.timestamp, HTTP_HEADERS.signature])
 const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/
+/**
+ * A header value fetch accepts (RFC 9110 field-value bytes). Checked here because fetch's own refusal quotes the
+ * value in its message, which would put the secret into the delivery error.
+ */
+const FIELD_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/
 
 export const httpDestination: DestinationFactory = async (record, ctx) => {
   const s = parseSettings<HttpSettings>(HttpSettings, record, record.settings)
@@ -54,7 +59,7 @@ export const httpDestination: DestinationFactory = async (record, ctx) => {
     }
     for (const [name, value] of Object.entries(parsed)) {
       // Name the header, never its value: it is the secret.
-      if (!TOKEN.test(name) || RESERVED.has(name.toLowerCase()) || typeof value !== 'string' || /[\r\n]/.test(value)) {
+      if (!TOKEN.test(name) || RESERVED.has(name.toLowerCase()) || typeof value !== 'string' || !FIELD_VALUE.test(value)) {
         throw new DeliveryError(`http log destination ${record.slug}: header "${name}" of settings.headers_secret_id cannot be sent (reserved name, or not a single-line string)`)
       }
       extra[name] = value

@@ -1,0 +1,176 @@
+/**
+ * Outbound HTTP whose destination comes from org data (a custom strategy's `strategy.fetch`, an integration's
+ * `external_id` used as a base URL): which addresses it may reach, checked where the connection is made, after DNS
+ * (so a name that resolves, or later re-resolves, to a forbidden address is refused too).
+ *
+ * - Always refused: link-local (169.254.0.0/16, fe80::/10) — cloud metadata services (169.254.169.254,
+ *   fd00:ec2::254) live there —, "this network" (0.0.0.0/8, ::), 192.0.0.0/24, multicast and reserved ranges. No
+ *   setting allows them: flow and strategy code has no business with a host's instance credentials.
+ * - Refused unless the operator allows private networks (`OPENSYM_ALLOW_PRIVATE_NETWORKS=true`): loopback,
+ *   RFC 1918, carrier-grade NAT (100.64.0.0/10), benchmarking (198.18.0.0/15) and unique-local IPv6 (fc00::/7).
+ *   Self-hosters whose strategies call internal services turn it on; a shared deployment leaves it off.
+ *
+ * URLs the operator configures (OPENSYM_OKTA_BASE_URL, the API URLs in options) are not subject to this.
+ */
+import { lookup as dnsLookup, type LookupAddress, type LookupOptions } from 'node:dns'
+import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from 'node:http'
+import { Agent as HttpsAgent, request as httpsRequest } from 'node:https'
+import { BlockList, isIP } from 'node:net'
+import { Readable } from 'node:stream'
+
+export interface OutboundPolicy {
+  /** Loopback and private ranges may be reached (link-local and metadata addresses never). */
+  readonly allowPrivateNetworks: boolean
+}
+
+/** The policy from `OPENSYM_ALLOW_PRIVATE_NETWORKS` (`true`/`1` allows; default: refused). */
+export function outboundPolicyFromEnv(env: Readonly<Record<string, string | undefined>> = process.env): OutboundPolicy {
+  return { allowPrivateNetworks: /^(true|1|yes)$/i.test(env.OPENSYM_ALLOW_PRIVATE_NETWORKS?.trim() ?? '') }
+}
+
+/** A destination the policy refuses; its message names the host and why, never a URL's query or credentials. */
+export class OutboundBlockedError extends Error {
+  override readonly name = 'OutboundBlockedError'
+  readonly code = 'ERR_OUTBOUND_BLOCKED'
+}
+
+const always = new BlockList()
+for (const [net, bits] of [
+  ['0.0.0.0', 8],
+  ['169.254.0.0', 16],
+  ['192.0.0.0', 24],
+  ['224.0.0.0', 4],
+  ['240.0.0.0', 4],
+] as const) always.addSubnet(net, bits, 'ipv4')
+for (const [net, bits] of [
+  ['::', 128],
+  ['fe80::', 10],
+  ['fd00:ec2::254', 128],
+  ['ff00::', 8],
+] as const) always.addSubnet(net, bits, 'ipv6')
+
+const privateNets = new BlockList()
+for (const [net, bits] of [
+  ['127.0.0.0', 8],
+  ['10.0.0.0', 8],
+  ['172.16.0.0', 12],
+  ['192.168.0.0', 16],
+  ['100.64.0.0', 10],
+  ['198.18.0.0', 15],
+] as const) privateNets.addSubnet(net, bits, 'ipv4')
+for (const [net, bits] of [
+  ['::1', 128],
+  ['fc00::', 7],
+] as const) privateNets.addSubnet(net, bits, 'ipv6')
+
+/** Why the policy refuses this IP address, or undefined when it may be reached. (IPv4-mapped IPv6 counts as IPv4.) */
+export function addressRefusal(address: string, policy: OutboundPolicy): string | undefined {
+  const family = isIP(address)
+  if (family === 0) return 'not an IP address'
+  const type = family === 4 ? 'ipv4' : 'ipv6'
+  if (always.check(address, type)) return 'a link-local, metadata or reserved address'
+  if (!policy.allowPrivateNetworks && privateNets.check(address, type)) return 'a loopback or private address (set OPENSYM_ALLOW_PRIVATE_NETWORKS=true to allow them)'
+  return undefined
+}
+
+const bare = (hostname: string) => hostname.replace(/^\[(.*)\]$/, '$1')
+
+/** Refuses a URL whose scheme is not http(s) or whose host is a refused IP literal (names are checked on connect). */
+export function checkOutboundUrl(url: URL, policy: OutboundPolicy): void {
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new OutboundBlockedError(`only http and https URLs can be fetched (${url.protocol})`)
+  const host = bare(url.hostname)
+  const why = isIP(host) ? addressRefusal(host, policy) : undefined
+  if (why) throw new OutboundBlockedError(`${url.host} is ${why}`)
+}
+
+type LookupCallback = (err: NodeJS.ErrnoException | null, address: string | LookupAddress[], family?: number) => void
+
+/** `dns.lookup` that refuses answers the policy forbids (every address of the answer is checked). */
+function guardedLookup(policy: OutboundPolicy) {
+  return (hostname: string, options: LookupOptions, callback: LookupCallback): void => {
+    dnsLookup(hostname, { ...options, all: true }, (err, addresses) => {
+      if (err) return callback(err, [])
+      for (const a of addresses) {
+        const why = addressRefusal(a.address, policy)
+        if (why) return callback(new OutboundBlockedError(`${hostname} resolves to ${a.address}, ${why}`), [])
+      }
+      if (options.all) return callback(null, addresses)
+      const first = addresses[0]
+      if (!first) return callback(Object.assign(new Error(`${hostname} has no address`), { code: 'ENOTFOUND' }), [])
+      callback(null, first.address, first.family)
+    })
+  }
+}
+
+/** Statuses whose responses have no body (the Response constructor refuses one). */
+const NULL_BODY = new Set([101, 204, 205, 304])
+
+/**
+ * A `fetch` (the subset flow integrations use: method, headers, a string/bytes body, a signal) that connects only
+ * where `policy` allows. Redirects are never followed: a 3xx is returned as is.
+ */
+export function guardedFetch(policy: OutboundPolicy): typeof fetch {
+  const lookup = guardedLookup(policy)
+  // Agents of their own: a pooled keep-alive socket of the global agent may have been opened under no policy.
+  const agents = { http: new HttpAgent({ keepAlive: true, lookup }), https: new HttpsAgent({ keepAlive: true, lookup }) }
+  const doFetch = async (input: string | URL | Request, init: RequestInit = {}): Promise<Response> => {
+    const url = new URL(input instanceof Request ? input.url : input)
+    checkOutboundUrl(url, policy)
+    const headers: Record<string, string> = {}
+    new Headers(init.headers).forEach((v, k) => (headers[k] = v))
+    const body = init.body
+    if (body !== undefined && body !== null && typeof body !== 'string' && !(body instanceof Uint8Array)) throw new TypeError('guardedFetch sends string or byte bodies only')
+    const https = url.protocol === 'https:'
+    const send = https ? httpsRequest : httpRequest
+    return new Promise<Response>((resolve, reject) => {
+      const req = send(
+        url,
+        { method: init.method ?? 'GET', headers, lookup, agent: https ? agents.https : agents.http, ...(init.signal ? { signal: init.signal } : {}) },
+        (res: IncomingMessage) => {
+          const out = new Headers()
+          for (let i = 0; i + 1 < res.rawHeaders.length; i += 2) out.append(res.rawHeaders[i]!, res.rawHeaders[i + 1]!)
+          const status = res.statusCode ?? 502
+          const stream = NULL_BODY.has(status) ? null : (Readable.toWeb(res) as ReadableStream<Uint8Array>)
+          if (!stream) res.resume()
+          resolve(new Response(stream, { status, statusText: res.statusMessage ?? '', headers: out }))
+        },
+      )
+      req.on('error', reject)
+      req.end(body ?? undefined)
+    })
+  }
+  return doFetch
+}
+
+const FIELD_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/
+
+/**
+ * The name of a header whose value fetch would refuse (a control character inside it), or undefined. Checked before
+ * sending because fetch's refusal quotes the value, and header values are where tokens and secrets go.
+ */
+export function unsendableHeader(headers: Readonly<Record<string, string>>): string | undefined {
+  return Object.entries(headers).find(([, v]) => !FIELD_VALUE.test(v))?.[0]
+}
+
+/** Reads a response's body as text, refusing more than `max` bytes (a hostile server cannot exhaust memory). */
+export async function readTextLimited(res: Response, max: number): Promise<string> {
+  if (!res.body) return ''
+  const chunks: Uint8Array[] = []
+  let size = 0
+  for await (const chunk of res.body) {
+    size += chunk.byteLength
+    if (size > max) {
+      await res.body.cancel().catch(() => undefined)
+      throw Object.assign(new Error(`the response is larger than ${Math.round(max / 1024)} KiB`), { code: 'too_large' })
+    }
+    chunks.push(chunk)
+  }
+  return Buffer.concat(chunks).toString('utf8')
+}
+
+/** The `OutboundBlockedError` in an error's cause chain (fetch wraps connection errors). */
+export function outboundBlocked(e: unknown): OutboundBlockedError | undefined {
+  let x: unknown = e
+  for (let i = 0; i < 5 && x instanceof Error; i++, x = x.cause) if (x instanceof OutboundBlockedError) return x
+  return undefined
+}
