@@ -18,6 +18,11 @@ export const WorkerConfigSchema = Type.Object({
   dbPreparedStatements: Type.Boolean({ default: true }),
   /** Jobs processed at once per queue (request, approve, deny, escalate, deescalate, expire-request). */
   concurrency: Type.Integer({ minimum: 1, maximum: 1000, default: 10 }),
+  /**
+   * Jobs of the deescalate queue processed at once (expiries come in bursts). Default: max(WORKER_CONCURRENCY, 50).
+   * Each de-escalation holds a database connection while it runs: keep WORKER_DB_POOL_SIZE in proportion.
+   */
+  deescalateConcurrency: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000 })),
   /** Attempts per job before its step fails for good (and a failed revocation is reported). */
   jobAttempts: Type.Integer({ minimum: 1, maximum: 100, default: 8 }),
   jobBackoffMs: ms(1000, 'First retry delay; each next one doubles.'),
@@ -47,6 +52,7 @@ const ENV_NAMES: Record<keyof WorkerConfig, string> = {
   dbPoolSize: 'WORKER_DB_POOL_SIZE',
   dbPreparedStatements: 'WORKER_DB_PREPARED_STATEMENTS',
   concurrency: 'WORKER_CONCURRENCY',
+  deescalateConcurrency: 'WORKER_DEESCALATE_CONCURRENCY',
   jobAttempts: 'JOB_ATTEMPTS',
   jobBackoffMs: 'JOB_BACKOFF_MS',
   lockDurationMs: 'JOB_LOCK_DURATION_MS',

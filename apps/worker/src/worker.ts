@@ -107,6 +107,7 @@ export async function startWorker(config: WorkerConfig, log: Logger, extensions:
       notifier: extensions.notifier ?? slack?.notifier,
       logger: log,
       concurrency: config.concurrency,
+      deescalateConcurrency: config.deescalateConcurrency,
       attempts: config.jobAttempts,
       backoffMs: config.jobBackoffMs,
       lockDurationMs: config.lockDurationMs,

@@ -8,9 +8,9 @@
  * (`NotificationUndeliverable`); the last link's timeout is the request's expiry (`Run.requestExpiresAt`, the
  * existing `expire-request` path), after which the requester is told through `notifyEvent` of the expire event.
  */
-import type { Db, Prisma, Tx } from '@opensym/db'
-import { afterLink, chainExpires, linkDueAt } from '@opensym/domain'
-import type { DestinationData, NotificationData } from '@opensym/sdk/flow'
+import type { Db } from '@opensym/db'
+import { afterLink, linkDueAt } from '@opensym/domain'
+import type { DestinationData } from '@opensym/sdk/flow'
 import type { EngineQueues } from './queues.js'
 import { NotificationUndeliverable, silentLogger, systemClock, type Clock, type EngineLogger, type RunNotifier } from './seams.js'
 import { NotYet, type StepResult } from './steps.js'
@@ -22,27 +22,6 @@ export interface NotificationDeps {
   readonly notifier: RunNotifier
   readonly logger?: EngineLogger
   readonly clock?: Clock
-}
-
-/**
- * Stores a run's chain, in the request step's transaction. Returns whether the chain decides the request's expiry
- * (its last link has a timeout): the caller then clears `requestExpiresAt` (set again when the last link is posted).
- */
-export async function storeChain(tx: Tx, run: { id: string; orgId: string }, chain: readonly NotificationData[]): Promise<boolean> {
-  if (!chain.length) return false
-  await tx.runNotification.createMany({
-    data: chain.map((link, index) => ({
-      orgId: run.orgId,
-      runId: run.id,
-      index,
-      destinations: link.destinations as unknown as Prisma.InputJsonValue,
-      timeoutSeconds: link.timeout,
-    })),
-    skipDuplicates: true,
-  })
-  const expires = chainExpires(chain.map((l) => l.timeout))
-  if (expires) await tx.run.update({ where: { id: run.id }, data: { requestExpiresAt: null } })
-  return expires
 }
 
 export class NotificationRunner {

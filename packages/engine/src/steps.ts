@@ -8,10 +8,12 @@
  * transaction, so calls for one grant never overlap and a crash before commit leaves nothing recorded (the retry
  * calls the idempotent strategy again and records it once) — and read the target back where it can tell.
  */
+import { randomUUID } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
-import type { Db, DbOrTx, Prisma, Run, RunEvent, Tx } from '@opensym/db'
+import { Prisma, type Db, type DbOrTx, type Run, type RunEvent, type Tx } from '@opensym/db'
 import {
   accessExpiresAt,
+  chainExpires,
   decisionRefusal,
   DEFAULT_REQUEST_PERMISSION,
   failureStatus,
@@ -26,17 +28,16 @@ import {
   type HookStep,
   type Step,
 } from '@opensym/domain'
-import { buildLogEntry, loadEntryInput } from './audit.js'
+import { buildLogEntry, ENTRY_INPUT_COLUMNS, ENTRY_INPUT_JOINS, entryInputOf, loadEntryInput, type EntryInputRow, type LoadedEntryInput } from './audit.js'
 import { flowParams, readSnapshot } from './flows.js'
 import { grantKey, lockGrant, lockGrantByKey } from './grants.js'
 import { resolveIdentity, type IdentityReducer } from './identities.js'
 import { createSecretResolver } from './secrets.js'
-import { storeChain } from './notifications.js'
 import type { EngineQueues, EventStep } from './queues.js'
 import { DEFAULT_PERMISSION_DATA, defaultNotifications, type EventCall, type FlowRuntime, type Routing } from './runtime.js'
 import { logReporter, silentLogger, systemClock, type Clock, type EngineLogger, type ErrorReporter } from './seams.js'
 import type { RunSnapshot } from './snapshot.js'
-import { appendEvent, casRun, completeEvent, lockRun, runColumns, runEventColumns } from './store.js'
+import { appendEvent, completeEvent, lockRun, RunChangedError, runColumns, runEventColumns, type CompleteAlso, type Completed, type EventOutcome } from './store.js'
 import { RetryableStrategyError, StrategyError, type SecretResolver, type Strategy, type StrategyCall, type StrategyOutput, type StrategyRegistry, type Subject } from './strategy.js'
 
 /** Where a job stands in its retries. */
@@ -102,6 +103,12 @@ export interface StepRunnerDeps {
   readonly strategyTimeoutMs?: number
   /** How long a transaction may wait for a connection. Default 10 s. */
   readonly maxWaitMs?: number
+  /**
+   * Whether completed events are announced (a `notify-event` job each, for the RunNotifier). Default true. False when
+   * nobody listens (no RunNotifier configured): each event is then marked notified as it completes, so the reconciler
+   * does not re-drive it, and no job is added.
+   */
+  readonly announceEvents?: boolean
 }
 
 /** The secret resolver of an org, reading through `db`. */
@@ -120,6 +127,15 @@ type RunToChange = Run & { requesterEmail: string | null; requesterUsername: str
 
 const message = (e: unknown) => (e instanceof Error ? e.message : String(e))
 
+/** What a compare-and-set of the run is made on (never the rest of the row: `completeEvent` writes what it is given). */
+const casOf = (run: Pick<Run, 'id' | 'version' | 'status'>) => ({ id: run.id, version: run.version, status: run.status })
+
+/** Who decides and where a request goes when no flow code says: Sym's defaults (runtime.ts). */
+const defaultRouting = (snapshot: RunSnapshot): Routing => ({ permission: DEFAULT_PERMISSION_DATA, notifications: defaultNotifications(snapshot.flow.vars), source: 'default' })
+
+/** The request's routing reducers (runtime.ts `EventCall.route`). */
+const ROUTING_REDUCERS = ['getPermissions', 'getRequestNotifications', 'getApprovers'] as const
+
 export class StepRunner {
   private readonly db: Db
   private readonly queues: EngineQueues
@@ -132,6 +148,7 @@ export class StepRunner {
   private readonly clock: Clock
   private readonly strategyTimeoutMs: number
   private readonly txOptions: { timeout: number; maxWait: number }
+  private readonly announceEvents: boolean
 
   constructor(deps: StepRunnerDeps) {
     this.db = deps.db
@@ -145,23 +162,31 @@ export class StepRunner {
     this.clock = deps.clock ?? systemClock
     this.strategyTimeoutMs = deps.strategyTimeoutMs ?? 30_000
     this.txOptions = { timeout: this.strategyTimeoutMs + 15_000, maxWait: deps.maxWaitMs ?? 10_000 }
+    this.announceEvents = deps.announceEvents ?? true
+  }
+
+  /** {@link completeEvent}, marking the event notified at once when events are not announced. */
+  private complete(tx: Tx, eventId: string, outcome: EventOutcome, also?: CompleteAlso): Promise<Completed | undefined> {
+    return completeEvent(tx, eventId, this.announceEvents ? outcome : { ...outcome, notifiedAt: outcome.completedAt }, also)
   }
 
   /** Processes the pending event `eventId`, whatever its step. */
   async processEvent(eventId: string, ctx: StepContext): Promise<StepResult> {
-    // The event and how many earlier events of its run are still pending, in one round trip.
-    const [row] = await this.db.$queryRaw<Array<RunEvent & { earlier: number }>>`
-      SELECT ${runEventColumns('e')}, (SELECT count(*)::int FROM "RunEvent" p WHERE p."runId" = e."runId" AND p."seq" < e."seq" AND p."status" = 'pending') AS "earlier"
-      FROM "RunEvent" e WHERE e."id" = ${eventId}::uuid`
+    // The event, how many earlier events of its run are still pending, and the run's snapshot (which flow code
+    // runs), in one round trip.
+    const [row] = await this.db.$queryRaw<Array<RunEvent & { earlier: number; runSnapshot: unknown }>>`
+      SELECT ${runEventColumns('e')}, (SELECT count(*)::int FROM "RunEvent" p WHERE p."runId" = e."runId" AND p."seq" < e."seq" AND p."status" = 'pending') AS "earlier",
+             r."snapshot" AS "runSnapshot"
+      FROM "RunEvent" e JOIN "Run" r ON r."id" = e."runId" WHERE e."id" = ${eventId}::uuid`
     if (!row || row.status !== 'pending') return 'noop'
-    const { earlier, ...event } = row
+    const { earlier, runSnapshot, ...event } = row
     if (earlier > 0) await this.waitForEarlier(event, true)
     switch (event.name as Step) {
       case 'request':
-        return this.request(event, ctx)
+        return this.request(event, readSnapshot(runSnapshot), ctx)
       case 'approve':
       case 'deny':
-        return this.decision(event, event.name as 'approve' | 'deny', ctx)
+        return this.decision(event, event.name as 'approve' | 'deny', readSnapshot(runSnapshot), ctx)
       case 'escalate':
         return this.escalate(event, ctx)
       case 'deescalate':
@@ -173,30 +198,45 @@ export class StepRunner {
 
   /** The run's de-escalation is due (`expiresAt`): records the scheduled de-escalate event, then processes it. */
   async scheduledDeescalation(runId: string, ctx: StepContext): Promise<StepResult> {
-    const [run] = await this.db.$queryRaw<Array<Pick<Run, 'status' | 'expiresAt'>>>`SELECT "status"::text AS "status", "expiresAt" FROM "Run" WHERE "id" = ${runId}::uuid`
-    if (!run || run.status !== 'escalated' || !run.expiresAt) return 'noop'
-    const due = run.expiresAt.getTime() - this.clock().getTime()
-    if (due > 0) throw new NotYet(due)
-    const event = await this.db.$transaction(async (tx) => {
+    // Checked under the run's lock (the job usually comes when it is due): one round trip less than a read first.
+    const found = await this.db.$transaction(async (tx) => {
       const locked = await lockRun(tx, runId)
-      if (locked.status !== 'escalated') return null
+      if (locked.status !== 'escalated' || !locked.expiresAt) return null
+      const due = locked.expiresAt.getTime() - this.clock().getTime()
+      if (due > 0) return { due, row: undefined }
       // A de-escalation in progress (a revoke, or this job's earlier attempt) is the one to finish; otherwise the
-      // scheduled one is the approver's.
-      const [found] = await tx.$queryRaw<Array<{ inProgressId: string | null; approverId: string | null }>>`
-        SELECT (SELECT "id" FROM "RunEvent" WHERE "runId" = ${runId}::uuid AND "name" = 'deescalate' AND "status" = 'pending' ORDER BY "seq" LIMIT 1) AS "inProgressId",
-               (SELECT "actorId" FROM "RunEvent" WHERE "runId" = ${runId}::uuid AND "name" = 'approve' AND "status" = 'success' LIMIT 1) AS "approverId"`
-      if (found?.inProgressId) return tx.runEvent.findUniqueOrThrow({ where: { id: found.inProgressId } })
-      return appendEvent(tx, locked, { name: 'deescalate', actorId: found?.approverId ?? null, channel: 'internal', fields: { deescalate_type: 'scheduled' } })
+      // scheduled one (the approver's) is appended. One statement, which also counts earlier pending events.
+      const [row] = await tx.$queryRaw<Array<RunEvent & { earlier: number }>>`
+        WITH progress AS (
+          SELECT "id" FROM "RunEvent" WHERE "runId" = ${runId}::uuid AND "name" = 'deescalate' AND "status" = 'pending' ORDER BY "seq" LIMIT 1
+        ), appended AS (
+          INSERT INTO "RunEvent" ("id", "orgId", "runId", "seq", "name", "actorId", "channel", "fields", "status", "attempts", "createdAt")
+          SELECT ${randomUUID()}::uuid, ${locked.orgId}::uuid, ${runId}::uuid,
+                 (SELECT COALESCE(MAX("seq"), 0) + 1 FROM "RunEvent" WHERE "runId" = ${runId}::uuid), 'deescalate',
+                 (SELECT "actorId" FROM "RunEvent" WHERE "runId" = ${runId}::uuid AND "name" = 'approve' AND "status" = 'success' LIMIT 1),
+                 'internal'::"EventChannel", ${JSON.stringify({ deescalate_type: 'scheduled' })}::jsonb, 'pending', 0, ${this.clock()}::timestamptz
+          WHERE NOT EXISTS (SELECT 1 FROM progress)
+          RETURNING *
+        ), ev AS (
+          SELECT * FROM appended UNION ALL SELECT e.* FROM "RunEvent" e JOIN progress ON progress."id" = e."id"
+        )
+        SELECT ${runEventColumns('ev')},
+               (SELECT count(*)::int FROM "RunEvent" p WHERE p."runId" = ev."runId" AND p."seq" < ev."seq" AND p."status" = 'pending') AS "earlier"
+        FROM ev`
+      if (!row) throw new Error(`could not find or append the de-escalation of run ${runId}`)
+      return { due: 0, row }
     }, this.txOptions)
-    if (!event) return 'noop'
-    await this.waitForEarlier(event)
+    if (!found) return 'noop'
+    if (!found.row) throw new NotYet(found.due)
+    const { earlier, ...event } = found.row
+    if (earlier > 0) await this.waitForEarlier(event, true)
     // This job is the scheduled de-escalation: there is no other one to cancel afterwards.
     return this.deescalate(event, ctx, { scheduled: true })
   }
 
   /** The request has waited its time for a decision: it expires. */
   async expireRequest(runId: string, _ctx: StepContext): Promise<StepResult> {
-    const run = await this.db.run.findUnique({ where: { id: runId } })
+    const [run] = await this.db.$queryRaw<Array<Pick<Run, 'status' | 'requestExpiresAt'>>>`SELECT "status"::text AS "status", "requestExpiresAt" FROM "Run" WHERE "id" = ${runId}::uuid`
     if (!run || run.status !== 'requested' || !run.requestExpiresAt) return 'noop'
     const due = run.requestExpiresAt.getTime() - this.clock().getTime()
     if (due > 0) throw new NotYet(due)
@@ -206,8 +246,7 @@ export class StepRunner {
       if (!allowed.ok) return 'noop'
       const now = this.clock()
       const event = await appendEvent(tx, locked, { name: 'expire', actorId: null, channel: 'internal' })
-      await casRun(tx, locked, allowed.to, { endedAt: now })
-      await completeEvent(tx, event.id, { status: 'success', completedAt: now, attempts: 1 })
+      await this.complete(tx, event.id, { status: 'success', completedAt: now, attempts: 1 }, { run: { ...casOf(locked), to: allowed.to, data: { endedAt: now } } })
       return event.id
     }, this.txOptions).then(async (eventId) => {
       if (eventId === 'noop') return 'noop'
@@ -222,31 +261,38 @@ export class StepRunner {
    * stored on the run) and where it goes (`getRequestNotifications`, stored as the run's chain, whose first link is
    * posted next). A hook's approve or deny replaces the routing: the request is done and the decision follows.
    */
-  private async request(event: RunEvent, ctx: StepContext): Promise<StepResult> {
-    const call = await this.eventCall(event)
+  private async request(event: RunEvent, snapshot: RunSnapshot, ctx: StepContext): Promise<StepResult> {
+    const call = await this.eventCall(event, 'request', snapshot)
     const decided = await this.onHook(call, 'request', event)
     if (decided.kind === 'failed') return this.hookFailed(event, 'request', decided.message, ctx, call)
     if (decided.kind === 'ignore') return this.ignored(event, 'request', decided.message, ctx)
     const routed = call ? await call.route() : { ok: true as const, routing: undefined }
     if (!routed.ok) return this.hookFailed(event, 'request', routed.message, ctx, call)
-    const routing = routed.routing ?? (await this.defaultRouting(event.runId))
+    const routing = routed.routing ?? defaultRouting(snapshot)
     const warning = call?.warning
     if (warning) this.logger.warn({ runId: event.runId, flow: call.snapshot.flow.slug }, warning)
 
     const outcome = await this.db.$transaction(async (tx) => {
       const run = await lockRun(tx, event.runId)
-      if (!(await stillPending(tx, event.id))) return undefined
-      await tx.run.update({ where: { id: run.id }, data: { permission: routing.permission as unknown as Prisma.InputJsonValue } })
       const now = this.clock()
+      // The permission is stored with the event's completion (nothing is written if the event is no longer pending).
+      const also = { run: { ...casOf(run), permission: routing.permission } }
       if (decided.kind === 'replace') {
         // Auto-approved or -denied: nobody needs to be asked.
-        await completeEvent(tx, event.id, { status: 'success', completedAt: now, attempts: ctx.attempt, warning: warning ?? null })
-        const next = await appendEvent(tx, run, { name: decided.step, actorId: event.actorId, channel: 'sdk', fields: decided.fields })
-        return { next: { step: decided.step as EventStep, id: next.id }, chainExpires: false }
+        const done = await this.complete(tx, event.id, { status: 'success', completedAt: now, attempts: ctx.attempt, warning: warning ?? null }, {
+          ...also,
+          next: { run, name: decided.step, actorId: event.actorId, channel: 'sdk', fields: decided.fields },
+        })
+        return done && { next: { step: decided.step as EventStep, id: done.nextEventId! }, chainExpires: false }
       }
-      const chainExpires = await storeChain(tx, run, routing.notifications)
-      await completeEvent(tx, event.id, { status: 'success', completedAt: now, attempts: ctx.attempt, warning: warning ?? null, addFields: decided.fields })
-      return { next: undefined, chainExpires }
+      // The chain is stored with it too; when its last link has a timeout, that decides the request's expiry.
+      const links = routing.notifications
+      const expiresByChain = chainExpires(links.map((l) => l.timeout))
+      const done = await this.complete(tx, event.id, { status: 'success', completedAt: now, attempts: ctx.attempt, warning: warning ?? null, addFields: decided.fields }, {
+        run: { ...also.run, clearRequestExpiry: expiresByChain },
+        chain: { orgId: run.orgId, runId: run.id, links },
+      })
+      return done && { next: undefined, chainExpires: expiresByChain }
     }, this.txOptions)
     if (!outcome) return 'noop'
     this.logger.debug({ runId: event.runId, routing: routing.source }, 'request routed')
@@ -259,33 +305,34 @@ export class StepRunner {
     return 'done'
   }
 
-  private async decision(event: RunEvent, step: 'approve' | 'deny', ctx: StepContext): Promise<StepResult> {
+  private async decision(event: RunEvent, step: 'approve' | 'deny', snapshot: RunSnapshot, ctx: StepContext): Promise<StepResult> {
     // The worker is the authority on who may decide: the API checked before the request was routed, maybe.
     if (event.channel !== 'sdk') {
       const refusal = await this.decisionRefusal(event)
       if (refusal) return this.refuse(event, refusal, ctx)
     }
-    const call = await this.eventCall(event)
+    const call = await this.eventCall(event, step, snapshot)
     const decided = await this.onHook(call, step, event)
     if (decided.kind === 'failed') return this.hookFailed(event, step, decided.message, ctx, call)
     if (decided.kind === 'ignore') return this.ignored(event, step, decided.message, ctx)
     if (decided.kind === 'replace') return this.replaced(event, step, decided, ctx)
     const outcome = await this.db.$transaction(async (tx) => {
       const run = await lockRun(tx, event.runId)
-      if (!(await stillPending(tx, event.id))) return { result: 'noop' as const }
       const now = this.clock()
       const allowed = transition(run.status, step)
       if (!allowed.ok) {
-        await completeEvent(tx, event.id, { status: 'error', error: allowed.reason, completedAt: now, attempts: ctx.attempt })
-        return { result: 'refused' as const }
+        const done = await this.complete(tx, event.id, { status: 'error', error: allowed.reason, completedAt: now, attempts: ctx.attempt })
+        return { result: done ? ('refused' as const) : ('noop' as const) }
       }
       const hasStrategy = readSnapshot(run.snapshot).strategy !== null
-      await casRun(tx, run, allowed.to, { decidedAt: now, ...(isFinished(allowed.to, hasStrategy) ? { endedAt: now } : {}) })
-      await completeEvent(tx, event.id, { status: 'success', completedAt: now, attempts: ctx.attempt, addFields: decided.fields })
       const next = nextStep(step, hasStrategy)
-      // Escalate is the approver's too (Sym: its actor is the approve actor).
-      const nextEvent = next ? await appendEvent(tx, run, { name: next, actorId: event.actorId, channel: event.channel }) : undefined
-      return { result: 'done' as const, next: nextEvent && { step: next as EventStep, id: nextEvent.id } }
+      const done = await this.complete(tx, event.id, { status: 'success', completedAt: now, attempts: ctx.attempt, addFields: decided.fields }, {
+        run: { ...casOf(run), to: allowed.to, data: { decidedAt: now, ...(isFinished(allowed.to, hasStrategy) ? { endedAt: now } : {}) } },
+        // Escalate is the approver's too (Sym: its actor is the approve actor).
+        ...(next ? { next: { run, name: next, actorId: event.actorId, channel: event.channel } } : {}),
+      })
+      if (!done) return { result: 'noop' as const }
+      return { result: 'done' as const, next: next && done.nextEventId ? { step: next as EventStep, id: done.nextEventId } : undefined }
     }, this.txOptions)
     if (outcome.result !== 'noop') await this.announce(event.id)
     if (outcome.result === 'done') {
@@ -311,18 +358,25 @@ export class StepRunner {
     return decisionRefusal({ userId: row.userId, userType: row.userType, role: row.role }, row.requesterId, permission, { allowGuestInteraction: params.allow_guest_interaction })
   }
 
-  /** Who decides and where a request goes when no flow code says: Sym's defaults (runtime.ts). */
-  private async defaultRouting(runId: string): Promise<Routing> {
-    const run = await this.db.run.findUniqueOrThrow({ where: { id: runId }, select: { snapshot: true } })
-    return { permission: DEFAULT_PERMISSION_DATA, notifications: defaultNotifications(readSnapshot(run.snapshot).flow.vars), source: 'default' }
-  }
-
   // -------------------------------------------------------------------------------------------------------------
   // Hooks
 
-  /** The flow's calls for this event, when the engine runs flow code. */
-  private async eventCall(event: RunEvent): Promise<EventCall | undefined> {
-    return this.flows ? this.flows.forEvent(event.id) : undefined
+  /**
+   * The flow's calls for this event, when the engine runs flow code and the flow has something to run at this step
+   * (its `on…` or `after…` hook, or for a request a routing reducer). A flow that compiled and exports none of them
+   * behaves as no flow code at all, so the event's data (several reads) is not assembled for nothing; a Python or
+   * failing implementation, or a run whose snapshot has no source, goes the whole way (its warning or failure is the
+   * step's).
+   */
+  private async eventCall(event: RunEvent, step: HookStep, snapshot: RunSnapshot): Promise<EventCall | undefined> {
+    if (!this.flows) return undefined
+    const source = snapshot.flow.implementation
+    if (source !== undefined) {
+      const loaded = await this.flows.load(snapshot.flow.id, snapshot.flow.version, source)
+      const names = [hookNames(step).on, hookNames(step).after, ...(step === 'request' ? ROUTING_REDUCERS : [])]
+      if (loaded.kind === 'flow' && !names.some((name) => loaded.flow.has(name as 'onRequest'))) return undefined
+    }
+    return this.flows.forEvent(event.id)
   }
 
   /** Calls the step's `on…` hook and says what it means (domain `interpretHookReply`); without flow code, proceed. */
@@ -344,8 +398,8 @@ export class StepRunner {
     if (!call?.flow?.has(hookNames(step).after as 'afterRequest')) return
     try {
       // Read again: the hook sees what the step recorded (getStepOutput after escalate).
-      const fresh = await this.eventCall(event)
-      const out = await fresh!.hook(hookNames(step).after as 'afterRequest')
+      const fresh = await this.flows!.forEvent(event.id)
+      const out = await fresh.hook(hookNames(step).after as 'afterRequest')
       if (out.ok) return
       await this.db.$executeRaw`UPDATE "RunEvent" SET "warning" = ${out.message} WHERE "id" = ${event.id}::uuid`
       await this.report(event, step, `The flow's ${hookNames(step).after} hook failed (the ${step} itself is done): ${out.message}`, new Error(out.message))
@@ -362,12 +416,10 @@ export class StepRunner {
     const detail = `The flow's implementation failed: ${message}`
     const done = await this.db.$transaction(async (tx) => {
       const run = await lockRun(tx, event.runId)
-      if (!(await stillPending(tx, event.id))) return false
       const now = this.clock()
       const to = hookFailureStatus(run.status, step)
-      if (to) await casRun(tx, run, to, { endedAt: now })
-      await completeEvent(tx, event.id, { status: 'error', error: detail, completedAt: now, attempts: ctx.attempt })
-      return true
+      const completed = await this.complete(tx, event.id, { status: 'error', error: detail, completedAt: now, attempts: ctx.attempt }, to ? { run: { ...casOf(run), to, data: { endedAt: now } } } : {})
+      return completed !== undefined
     }, this.txOptions)
     if (!done) return 'noop'
     await this.announce(event.id)
@@ -379,12 +431,10 @@ export class StepRunner {
   private async ignored(event: RunEvent, step: HookStep, message: string, ctx: StepContext): Promise<StepResult> {
     const done = await this.db.$transaction(async (tx) => {
       const run = await lockRun(tx, event.runId)
-      if (!(await stillPending(tx, event.id))) return false
       const now = this.clock()
       const to = hookFailureStatus(run.status, step)
-      if (to) await casRun(tx, run, to, { endedAt: now })
-      await completeEvent(tx, event.id, { status: 'error', error: message, completedAt: now, attempts: ctx.attempt })
-      return true
+      const completed = await this.complete(tx, event.id, { status: 'error', error: message, completedAt: now, attempts: ctx.attempt }, to ? { run: { ...casOf(run), to, data: { endedAt: now } } } : {})
+      return completed !== undefined
     }, this.txOptions)
     if (!done) return 'noop'
     await this.announce(event.id)
@@ -395,18 +445,20 @@ export class StepRunner {
   private async replaced(event: RunEvent, step: HookStep, decided: Extract<HookDecision, { kind: 'replace' }>, ctx: StepContext): Promise<StepResult> {
     const next = await this.db.$transaction(async (tx) => {
       const run = await lockRun(tx, event.runId)
-      if (!(await stillPending(tx, event.id))) return undefined
       const why = `${hookNames(step).on} replaced this ${step} with ${decided.step}`
-      await completeEvent(tx, event.id, { status: 'error', error: why, completedAt: this.clock(), attempts: ctx.attempt })
-      return appendEvent(tx, run, { name: decided.step, actorId: event.actorId, channel: 'sdk', fields: decided.fields })
+      const done = await this.complete(tx, event.id, { status: 'error', error: why, completedAt: this.clock(), attempts: ctx.attempt }, {
+        next: { run, name: decided.step, actorId: event.actorId, channel: 'sdk', fields: decided.fields },
+      })
+      return done?.nextEventId
     }, this.txOptions)
     if (!next) return 'noop'
-    await Promise.all([this.announce(event.id), this.queues.enqueueEvent(decided.step, next.id)])
+    await Promise.all([this.announce(event.id), this.queues.enqueueEvent(decided.step, next)])
     return 'done'
   }
 
   /** The RunNotifier hears about a completed event (best effort: the reconciler re-drives `notifiedAt IS NULL`). */
   private async announce(eventId: string): Promise<void> {
+    if (!this.announceEvents) return
     await this.bestEffort('announce the event', () => this.queues.enqueueNotifyEvent(eventId))
   }
 
@@ -433,7 +485,7 @@ export class StepRunner {
     const allowed = transition(run.status, 'escalate')
     if (!allowed.ok) return this.refuse(event, allowed.reason, ctx)
     // onEscalate runs before anything is granted (on every attempt of the step: it may be a policy check).
-    const call = await this.eventCall(event)
+    const call = await this.eventCall(event, 'escalate', snapshot)
     const decided = await this.onHook(call, 'escalate', event)
     if (decided.kind === 'failed') return this.hookFailed(event, 'escalate', decided.message, ctx, call)
     if (decided.kind === 'ignore') return this.ignored(event, 'escalate', decided.message, ctx)
@@ -454,18 +506,21 @@ export class StepRunner {
       const done = await this.db.$transaction(async (tx) => {
         const grant = await lockGrantByKey(tx, run.orgId, key, config.type, identity)
         const locked = await lockRun(tx, run.id)
-        if (!(await stillPending(tx, event.id))) return undefined
         const now0 = this.clock()
         const again = transition(locked.status, 'escalate')
         if (!again.ok) {
-          await completeEvent(tx, event.id, { status: 'error', error: again.reason, completedAt: now0, attempts: ctx.attempt })
+          await this.complete(tx, event.id, { status: 'error', error: again.reason, completedAt: now0, attempts: ctx.attempt })
           return undefined
         }
         let output: StrategyOutput
         let verified: boolean | null = null
+        let applied: { id: string; applied: boolean; at: Date } | undefined
         if (!grant.applied) {
-          // First lease: grant the access, then read it back where the target can tell.
-          const payload = await this.payload(tx, event.id)
+          // First lease: grant the access, then read it back where the target can tell. The payload's read says,
+          // under the run's lock, whether the event is still pending: nothing is called for an event done already.
+          const input = await loadEntryInput(tx, event.id)
+          if (input.event.status !== 'pending') return undefined
+          const payload = buildLogEntry(input) as unknown as Record<string, unknown>
           output = await this.callStrategy('escalate', async (signal) => {
             const call: StrategyCall = { ...base, identity, payload, secrets: this.secrets(run.orgId, tx), signal }
             const out = await strategy.escalate(call)
@@ -476,16 +531,22 @@ export class StepRunner {
             }
             return out
           })
-          await tx.grant.update({ where: { id: grant.id }, data: { applied: true, appliedAt: this.clock(), removedAt: null } })
+          applied = { id: grant.id, applied: true, at: this.clock() }
         } else {
           output = { body: { strategy_called: false, reason: 'the access is already granted: another run holds it' }, errors: [] }
         }
         const now = this.clock()
         const expiresAt = accessExpiresAt(now, locked.durationSeconds, scheduleDeescalation)
-        await tx.grantLease.create({ data: { grantId: grant.id, runId: run.id, startedAt: now, expiresAt } })
-        await casRun(tx, locked, again.to, { escalatedAt: now, expiresAt })
-        await completeEvent(tx, event.id, { status: 'success', output, verified, completedAt: now, attempts: ctx.attempt, addFields: decided.fields })
-        return { expiresAt }
+        // The grant's state, the run's lease, the run's move and the event, in one statement (nothing if the event
+        // is no longer pending), then its audit entry.
+        const completed = await this.complete(tx, event.id, { status: 'success', output, verified, completedAt: now, attempts: ctx.attempt, addFields: decided.fields }, {
+          run: { ...casOf(locked), to: again.to, data: { escalatedAt: now, expiresAt } },
+          ...(applied ? { grant: applied } : {}),
+          lease: { grantId: grant.id, runId: run.id, startedAt: now, expiresAt },
+        })
+        // After a strategy call the event was pending under this same lock: it still is (never record a call as undone).
+        if (!completed && applied) throw new RunChangedError(`event ${event.id} is no longer pending`)
+        return completed && { expiresAt }
       }, this.txOptions)
       if (!done) return 'noop'
       await Promise.all([done.expiresAt ? this.queues.scheduleDeescalation(run.id, done.expiresAt) : undefined, this.announce(event.id)])
@@ -508,7 +569,7 @@ export class StepRunner {
     // onDeescalate may block a person's de-escalation (ignore), never a scheduled one (access ends on time) nor one
     // the flow itself asked for (channel sdk); a failing hook then only leaves a warning (domain interpretHookReply).
     const scheduled = opts.scheduled === true || event.channel === 'internal' || event.channel === 'sdk'
-    const call = await this.eventCall(event)
+    const call = await this.eventCall(event, 'deescalate', snapshot)
     const decided = await this.onHook(call, 'deescalate', event, { scheduled })
     let warning: string | undefined
     if (decided.kind === 'failed') {
@@ -524,23 +585,22 @@ export class StepRunner {
       const done = await this.db.$transaction(async (tx) => {
         const grant = leaseId && run.leaseGrantId ? await lockGrant(tx, run.leaseGrantId) : undefined
         const locked = await lockRun(tx, run.id)
-        if (!(await stillPending(tx, event.id))) return false
         const now0 = this.clock()
         const again = transition(locked.status, 'deescalate')
         if (!again.ok) {
-          await completeEvent(tx, event.id, { status: 'error', error: again.reason, completedAt: now0, attempts: ctx.attempt })
+          await this.complete(tx, event.id, { status: 'error', error: again.reason, completedAt: now0, attempts: ctx.attempt })
           return false
         }
         let output: StrategyOutput | null = null
         let verified: boolean | null = null
-        // End the run's lease if it still holds one, and count the other active leases of the grant (the grant is
-        // locked: leases only start and end under its lock, so the count is current).
-        const [ended] =
-          grant && leaseId
-            ? await tx.$queryRaw<Array<{ others: number }>>`
-                UPDATE "GrantLease" SET "endedAt" = ${now0}::timestamptz WHERE "id" = ${leaseId}::uuid AND "endedAt" IS NULL
-                RETURNING (SELECT count(*)::int FROM "GrantLease" o WHERE o."grantId" = ${grant.id}::uuid AND o."endedAt" IS NULL AND o."id" <> ${leaseId}::uuid) AS "others"`
-            : []
+        let removed: { id: string; applied: boolean; at: Date } | undefined
+        // Under the run's lock, in one statement: whether the event is still pending (nothing is done for an event
+        // done already), what its payload is made of, and — if so — the run's lease ended if it still holds one, with
+        // the count of the grant's other active leases (the grant is locked: leases only start and end under its
+        // lock, so the count is current).
+        const state = await this.endLease(tx, event.id, grant && leaseId ? { leaseId, grantId: grant.id, at: now0 } : undefined)
+        if (!state) return false
+        const { ended } = state
         if (grant && ended) {
           const others = ended.others
           if (others === 0 && grant.applied) {
@@ -548,7 +608,7 @@ export class StepRunner {
             const { strategy: config, target } = snapshot
             if (!config || !target) throw new StrategyFailure('this run has no strategy or target to de-escalate with')
             const strategy = this.strategyFor(config.type)
-            const payload = await this.payload(tx, event.id)
+            const payload = buildLogEntry(state.input) as unknown as Record<string, unknown>
             const subject: Subject = { userId: run.requesterId, email: run.requesterEmail, username: run.requesterUsername }
             output = await this.callStrategy('deescalate', async (signal) => {
               const call: StrategyCall = { strategy: config, target, subject, identity: grant.identity, payload, secrets: this.secrets(run.orgId, tx), signal }
@@ -560,15 +620,19 @@ export class StepRunner {
               }
               return out
             })
-            await tx.grant.update({ where: { id: grant.id }, data: { applied: false, removedAt: this.clock() } })
+            removed = { id: grant.id, applied: false, at: this.clock() }
           } else {
             const reason = others > 0 ? `the access stays: ${others} other run(s) still hold it` : 'the access was not in place'
             output = { body: { strategy_called: false, reason }, errors: [] }
           }
         }
         const now = this.clock()
-        await casRun(tx, locked, again.to, { deescalatedAt: now, endedAt: now })
-        await completeEvent(tx, event.id, { status: 'success', output, verified, completedAt: now, attempts: ctx.attempt, addFields, ...(warning ? { warning } : {}) })
+        const completed = await this.complete(tx, event.id, { status: 'success', output, verified, completedAt: now, attempts: ctx.attempt, addFields, ...(warning ? { warning } : {}) }, {
+          run: { ...casOf(locked), to: again.to, data: { deescalatedAt: now, endedAt: now } },
+          ...(removed ? { grant: removed } : {}),
+        })
+        // The event was pending when the lease ended, under the same lock: it still is.
+        if (!completed) throw new RunChangedError(`event ${event.id} is no longer pending`)
         return true
       }, this.txOptions)
       if (!done) return 'noop'
@@ -591,9 +655,7 @@ export class StepRunner {
   private async refuse(event: RunEvent, reason: string, ctx: StepContext): Promise<StepResult> {
     const done = await this.db.$transaction(async (tx) => {
       await lockRun(tx, event.runId)
-      if (!(await stillPending(tx, event.id))) return false
-      await completeEvent(tx, event.id, { status: 'error', error: reason, completedAt: this.clock(), attempts: ctx.attempt })
-      return true
+      return (await this.complete(tx, event.id, { status: 'error', error: reason, completedAt: this.clock(), attempts: ctx.attempt })) !== undefined
     }, this.txOptions)
     // A refused actor is told privately (RunNotifier.notifyEvent of an event in error).
     if (done) await this.announce(event.id)
@@ -608,22 +670,23 @@ export class StepRunner {
   private async endBeforeGrant(event: RunEvent, fields: Readonly<Record<string, unknown>>, ctx: StepContext): Promise<StepResult> {
     const next = await this.db.$transaction(async (tx) => {
       const run = await lockRun(tx, event.runId)
-      if (!(await stillPending(tx, event.id))) return undefined
       const allowed = transition(run.status, 'escalate')
       const now = this.clock()
       if (!allowed.ok) {
-        await completeEvent(tx, event.id, { status: 'error', error: allowed.reason, completedAt: now, attempts: ctx.attempt })
-        return null
+        const refused = await this.complete(tx, event.id, { status: 'error', error: allowed.reason, completedAt: now, attempts: ctx.attempt })
+        return refused ? null : undefined
       }
-      await casRun(tx, run, allowed.to, { escalatedAt: now, expiresAt: null })
       const output: StrategyOutput = { body: { strategy_called: false, reason: 'the flow\'s onEscalate hook ended the access before it was granted' }, errors: [] }
-      await completeEvent(tx, event.id, { status: 'success', output, completedAt: now, attempts: ctx.attempt })
-      return appendEvent(tx, run, { name: 'deescalate', actorId: event.actorId, channel: 'sdk', fields: { deescalate_type: 'hook', ...fields } })
+      const done = await this.complete(tx, event.id, { status: 'success', output, completedAt: now, attempts: ctx.attempt }, {
+        run: { ...casOf(run), to: allowed.to, data: { escalatedAt: now, expiresAt: null } },
+        next: { run, name: 'deescalate', actorId: event.actorId, channel: 'sdk', fields: { deescalate_type: 'hook', ...fields } },
+      })
+      return done?.nextEventId
     }, this.txOptions)
     if (next === undefined) return 'noop'
     await this.announce(event.id)
     if (next === null) return 'refused'
-    await this.queues.enqueueEvent('deescalate', next.id)
+    await this.queues.enqueueEvent('deescalate', next)
     return 'done'
   }
 
@@ -634,12 +697,10 @@ export class StepRunner {
     const detail = e instanceof StrategyFailure || e instanceof UnverifiedChange ? e.message : `${message(e)} (after ${ctx.attempt} attempts)`
     const recorded = await this.db.$transaction(async (tx) => {
       const run = await lockRun(tx, event.runId)
-      if (!(await stillPending(tx, event.id))) return undefined
       const now = this.clock()
       const to = failureStatus(run.status, step)
-      if (to) await casRun(tx, run, to, { endedAt: now })
-      await completeEvent(tx, event.id, { status: 'error', error: detail, output: output ?? undefined, verified, completedAt: now, attempts: ctx.attempt })
-      return run
+      const done = await this.complete(tx, event.id, { status: 'error', error: detail, output: output ?? undefined, verified, completedAt: now, attempts: ctx.attempt }, to ? { run: { ...casOf(run), to, data: { endedAt: now } } } : {})
+      return done && run
     }, this.txOptions)
     if (!recorded) return 'noop'
     await this.announce(event.id)
@@ -681,9 +742,33 @@ export class StepRunner {
     return strategy
   }
 
-  /** The §7.2 log entry of the event, as strategies receive it (state "processing"). */
-  private async payload(tx: Tx, eventId: string): Promise<Record<string, unknown>> {
-    return buildLogEntry(await loadEntryInput(tx, eventId)) as unknown as Record<string, unknown>
+  /**
+   * De-escalate's first statement under the run's lock: the event's entry input (its status, and the strategy's
+   * payload: the §7.2 log entry in state "processing") and, when the event is still pending and the run holds a
+   * lease, the lease ended with the count of the grant's other active leases. Undefined when the event is no longer
+   * pending (nothing was changed).
+   */
+  private async endLease(
+    tx: Tx,
+    eventId: string,
+    lease: { leaseId: string; grantId: string; at: Date } | undefined,
+  ): Promise<{ input: LoadedEntryInput; ended: { others: number } | undefined } | undefined> {
+    const [row] = await tx.$queryRaw<Array<EntryInputRow & { ended: boolean | null; others: number | null }>>`
+      WITH ended AS (
+        ${
+          lease
+            ? Prisma.sql`UPDATE "GrantLease" SET "endedAt" = ${lease.at}::timestamptz
+                WHERE "id" = ${lease.leaseId}::uuid AND "endedAt" IS NULL AND EXISTS (SELECT 1 FROM "RunEvent" WHERE "id" = ${eventId}::uuid AND "status" = 'pending')
+                RETURNING (SELECT count(*)::int FROM "GrantLease" o WHERE o."grantId" = ${lease.grantId}::uuid AND o."endedAt" IS NULL AND o."id" <> ${lease.leaseId}::uuid) AS "others"`
+            : Prisma.sql`SELECT NULL::int AS "others" WHERE false`
+        }
+      )
+      SELECT ${Prisma.raw(ENTRY_INPUT_COLUMNS)}, EXISTS (SELECT 1 FROM ended) AS "ended", (SELECT "others" FROM ended) AS "others"
+      FROM "RunEvent" e ${Prisma.raw(ENTRY_INPUT_JOINS)} WHERE e."id" = ${eventId}::uuid`
+    if (!row) throw new Error(`event ${eventId} not found`)
+    const input = entryInputOf(row)
+    if (input.event.status !== 'pending') return undefined
+    return { input, ended: row.ended ? { others: row.others ?? 0 } : undefined }
   }
 
   /** Whether this failure ends the step: a strategy's refusal at once, anything else on the last attempt. */
@@ -740,10 +825,5 @@ export class StepRunner {
       this.logger.warn({ err }, `could not ${what}`)
     }
   }
-}
-
-async function stillPending(tx: Tx, eventId: string): Promise<boolean> {
-  const [e] = await tx.$queryRaw<Array<{ status: string }>>`SELECT "status"::text AS "status" FROM "RunEvent" WHERE "id" = ${eventId}::uuid`
-  return e?.status === 'pending'
 }
 

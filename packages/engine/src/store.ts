@@ -53,13 +53,7 @@ export interface NewEvent {
 
 /** Appends a pending event to a run the transaction has locked: the run's next `seq`, in one round trip. */
 export async function appendEvent(tx: Tx, run: Pick<Run, 'id' | 'orgId'>, event: NewEvent): Promise<RunEvent> {
-  const [created] = await tx.$queryRaw<RunEvent[]>`
-    INSERT INTO "RunEvent" ("id", "orgId", "runId", "seq", "name", "actorId", "submittedById", "channel", "fields", "status", "attempts", "createdAt")
-    VALUES (${randomUUID()}::uuid, ${run.orgId}::uuid, ${run.id}::uuid,
-            (SELECT COALESCE(MAX("seq"), 0) + 1 FROM "RunEvent" WHERE "runId" = ${run.id}::uuid),
-            ${event.name}, ${event.actorId}::uuid, ${event.submittedById ?? null}::uuid, ${event.channel}::"EventChannel",
-            ${JSON.stringify(event.fields ?? {})}::jsonb, 'pending', 0, ${new Date()}::timestamptz)
-    RETURNING ${runEventColumns()}`
+  const [created] = await tx.$queryRaw<RunEvent[]>(insertEvent(randomUUID(), run, event, new Date()))
   if (!created) throw new Error(`could not append a ${event.name} event to run ${run.id}`)
   return created
 }
@@ -75,13 +69,49 @@ export interface EventOutcome {
   readonly warning?: string | null
   /** Fields added to the event's (a hook's keyword arguments), before its audit entry is made. */
   readonly addFields?: Readonly<Record<string, unknown>>
+  /** Marks the event notified (`notifiedAt`): set when no RunNotifier listens, so that nobody announces it. */
+  readonly notifiedAt?: Date
+}
+
+/** What else a step writes when its event completes: made in the same statement, and only if the event was pending. */
+export interface CompleteAlso {
+  /**
+   * The run's compare-and-set from `run.status` to `to` on its version (with the transition's timestamps), and/or
+   * its stored `permission`. A failed compare-and-set throws {@link RunChangedError}: the transaction rolls back.
+   */
+  readonly run?: {
+    readonly id: string
+    readonly version: number
+    readonly status: string
+    readonly to?: RunStatus
+    readonly data?: RunTimestamps
+    readonly permission?: unknown
+    /** Clears `requestExpiresAt`: the request's notification chain decides its expiry (set when its last link is posted). */
+    readonly clearRequestExpiry?: boolean
+  }
+  /** The request's notification chain (`RunNotification`, one row per link; links stored already are kept). */
+  readonly chain?: { readonly orgId: string; readonly runId: string; readonly links: ReadonlyArray<{ readonly destinations: unknown; readonly timeout: number | null }> }
+  /** The grant's state after the strategy call: applied (escalate) or removed (de-escalate). */
+  readonly grant?: { readonly id: string; readonly applied: boolean; readonly at: Date }
+  /** The run's lease on its grant (escalate). */
+  readonly lease?: { readonly grantId: string; readonly runId: string; readonly startedAt: Date; readonly expiresAt: Date | null }
+  /** The event that follows (appended to the run in the audit statement); its id is returned. */
+  readonly next?: NewEvent & { readonly run: Pick<Run, 'id' | 'orgId'> }
+}
+
+export interface Completed {
+  /** The id of the event appended after it ({@link CompleteAlso.next}). */
+  readonly nextEventId: string | undefined
 }
 
 /**
- * Completes a pending event exactly once and writes its audit entry (last: it takes the org's chain lock). The
- * update returns what the entry is made of, so this is two round trips: update, then append to the chain.
+ * Completes a pending event exactly once, with what the step changes on its run and its grant ({@link CompleteAlso}),
+ * then writes its audit entry (last: it takes the org's chain lock). Returns undefined, having written nothing, when
+ * the event is no longer pending (a duplicate job processed it): the run is locked by the caller, so this is what a
+ * check right after the lock would have said. Two round trips: the update (which returns what the entry is made of),
+ * then the append to the chain (with the next event, if any).
  */
-export async function completeEvent(tx: Tx, eventId: string, outcome: EventOutcome): Promise<void> {
+export async function completeEvent(tx: Tx, eventId: string, outcome: EventOutcome, also: CompleteAlso = {}): Promise<Completed | undefined> {
   const sets = [
     sql`"status" = ${outcome.status}::"EventStatus"`,
     sql`"error" = ${outcome.error ?? null}`,
@@ -91,11 +121,73 @@ export async function completeEvent(tx: Tx, eventId: string, outcome: EventOutco
     ...(outcome.attempts !== undefined ? [sql`"attempts" = ${outcome.attempts}`] : []),
     ...(outcome.warning !== undefined ? [sql`"warning" = ${outcome.warning}`] : []),
     ...(outcome.addFields && Object.keys(outcome.addFields).length ? [sql`"fields" = "fields" || ${JSON.stringify(outcome.addFields)}::jsonb`] : []),
+    ...(outcome.notifiedAt !== undefined ? [sql`"notifiedAt" = ${outcome.notifiedAt}::timestamptz`] : []),
     sql`"completedAt" = ${outcome.completedAt}::timestamptz`,
   ]
-  const [row] = await tx.$queryRaw<EntryInputRow[]>`
-    WITH e AS (UPDATE "RunEvent" SET ${join(sets, ', ')} WHERE "id" = ${eventId}::uuid AND "status" = 'pending' RETURNING *)
-    SELECT ${raw(ENTRY_INPUT_COLUMNS)} FROM e ${raw(ENTRY_INPUT_JOINS)}`
-  if (!row) throw new RunChangedError(`event ${eventId} is no longer pending`)
-  await appendAudit(tx, entryInputOf(row))
+  // Every other write is guarded by the event's update (`EXISTS (SELECT 1 FROM e)`): nothing happens for an event
+  // that is no longer pending.
+  const ctes: Prisma.Sql[] = [sql`e AS (UPDATE "RunEvent" SET ${join(sets, ', ')} WHERE "id" = ${eventId}::uuid AND "status" = 'pending' RETURNING *)`]
+  const run = also.run
+  if (run) {
+    const runSets = [
+      ...(run.to !== undefined
+        ? [
+            ...RUN_TIMESTAMPS.filter((k) => run.data?.[k] !== undefined).map((k) => sql`${raw(`"${k}"`)} = ${run.data?.[k] ?? null}::timestamptz`),
+            sql`"status" = ${run.to}::"RunStatus"`,
+            sql`"version" = "version" + 1`,
+          ]
+        : []),
+      ...(run.permission !== undefined ? [sql`"permission" = ${JSON.stringify(run.permission)}::jsonb`] : []),
+      ...(run.clearRequestExpiry ? [sql`"requestExpiresAt" = NULL`] : []),
+      sql`"updatedAt" = ${new Date()}::timestamptz`,
+    ]
+    ctes.push(sql`m AS (
+      UPDATE "Run" SET ${join(runSets, ', ')}
+      WHERE "id" = ${run.id}::uuid AND "version" = ${run.version} AND "status" = ${run.status}::"RunStatus" AND EXISTS (SELECT 1 FROM e)
+      RETURNING 1)`)
+  }
+  const { grant, lease, chain } = also
+  if (chain?.links.length) {
+    const links = JSON.stringify(chain.links.map((l) => ({ destinations: l.destinations, timeout: l.timeout })))
+    ctes.push(sql`n AS (
+      INSERT INTO "RunNotification" ("id", "orgId", "runId", "index", "destinations", "timeoutSeconds", "createdAt")
+      SELECT gen_random_uuid(), ${chain.orgId}::uuid, ${chain.runId}::uuid, (x."ord" - 1)::int, x."link"->'destinations', (x."link"->>'timeout')::int, ${new Date()}::timestamptz
+      FROM jsonb_array_elements(${links}::jsonb) WITH ORDINALITY AS x("link", "ord")
+      WHERE EXISTS (SELECT 1 FROM e)
+      ON CONFLICT ("runId", "index") DO NOTHING
+      RETURNING 1)`)
+  }
+  if (grant) {
+    const grantSets = grant.applied
+      ? sql`"applied" = true, "appliedAt" = ${grant.at}::timestamptz, "removedAt" = NULL`
+      : sql`"applied" = false, "removedAt" = ${grant.at}::timestamptz`
+    ctes.push(sql`g AS (UPDATE "Grant" SET ${grantSets}, "updatedAt" = ${new Date()}::timestamptz WHERE "id" = ${grant.id}::uuid AND EXISTS (SELECT 1 FROM e) RETURNING 1)`)
+  }
+  if (lease) {
+    ctes.push(sql`l AS (
+      INSERT INTO "GrantLease" ("id", "grantId", "runId", "startedAt", "expiresAt")
+      SELECT ${randomUUID()}::uuid, ${lease.grantId}::uuid, ${lease.runId}::uuid, ${lease.startedAt}::timestamptz, ${lease.expiresAt}::timestamptz
+      WHERE EXISTS (SELECT 1 FROM e)
+      RETURNING 1)`)
+  }
+  const [row] = await tx.$queryRaw<Array<EntryInputRow & { moved: number | null }>>`
+    WITH ${join(ctes, ', ')}
+    SELECT ${raw(ENTRY_INPUT_COLUMNS)}, ${run ? sql`(SELECT count(*)::int FROM m)` : sql`NULL::int`} AS "moved" FROM e ${raw(ENTRY_INPUT_JOINS)}`
+  if (!row) return undefined
+  if (run && row.moved !== 1) throw new RunChangedError(`run ${run.id} changed while ${run.to ? `moving it from ${run.status} to ${run.to}` : 'completing its event'}`)
+  const next = also.next
+  const nextEventId = next ? randomUUID() : undefined
+  await appendAudit(tx, entryInputOf(row), next && nextEventId ? insertEvent(nextEventId, next.run, next, new Date()) : undefined)
+  return { nextEventId }
+}
+
+/** The INSERT of a new pending event of a run (the run's next `seq`), returning the row. */
+function insertEvent(id: string, run: Pick<Run, 'id' | 'orgId'>, event: NewEvent, createdAt: Date): Prisma.Sql {
+  return sql`
+    INSERT INTO "RunEvent" ("id", "orgId", "runId", "seq", "name", "actorId", "submittedById", "channel", "fields", "status", "attempts", "createdAt")
+    VALUES (${id}::uuid, ${run.orgId}::uuid, ${run.id}::uuid,
+            (SELECT COALESCE(MAX("seq"), 0) + 1 FROM "RunEvent" WHERE "runId" = ${run.id}::uuid),
+            ${event.name}, ${event.actorId}::uuid, ${event.submittedById ?? null}::uuid, ${event.channel}::"EventChannel",
+            ${JSON.stringify(event.fields ?? {})}::jsonb, 'pending', 0, ${createdAt}::timestamptz)
+    RETURNING ${runEventColumns()}`
 }

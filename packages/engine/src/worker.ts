@@ -30,13 +30,23 @@ export interface EngineWorkerOptions {
    * flow behaves with the defaults. apps/worker passes one (`new FlowRuntime({ db, host })`).
    */
   readonly flows?: FlowRuntime
-  /** Delivers request notifications and event notices (the Slack app). Default: `silentNotifier`. */
+  /**
+   * Delivers request notifications and event notices (the Slack app). Default: `silentNotifier` (request links are
+   * still posted to it, so chain timeouts and expiries hold; completed events are marked notified as they complete
+   * instead of being announced one job each).
+   */
   readonly notifier?: RunNotifier
   readonly reporter?: ErrorReporter
   readonly logger?: EngineLogger
   readonly clock?: Clock
   /** Jobs processed at once per queue. Default 10. */
   readonly concurrency?: number
+  /**
+   * Jobs of the deescalate queue processed at once. Default: max(concurrency, 50). Expiries come in bursts (many
+   * grants ending at the same moment) and each waits mostly on PostgreSQL and the target, so more run at once than
+   * other steps; each one still locks its grant and its run, so a grant's calls never overlap.
+   */
+  readonly deescalateConcurrency?: number
   /** Attempts of the jobs this worker adds (escalate, de-escalation). Default 8. */
   readonly attempts?: number
   /** First retry delay; doubles per retry. Default 1000 ms. */
@@ -74,6 +84,8 @@ export async function startEngineWorker(o: EngineWorkerOptions): Promise<EngineW
     logger,
     clock: o.clock,
     strategyTimeoutMs: o.strategyTimeoutMs,
+    // Nobody listens for event notices without a notifier: no notify-event job per event (steps.ts).
+    announceEvents: o.notifier !== undefined,
   })
   const notifications = new NotificationRunner({ db: o.db, queues, notifier: o.notifier ?? silentNotifier, logger, clock: o.clock })
   const reconciler = new Reconciler({ db: o.db, queues, logger, clock: o.clock, deescalateRetryCooldownMs: o.deescalateRetryCooldownMs })
@@ -113,7 +125,7 @@ export async function startEngineWorker(o: EngineWorkerOptions): Promise<EngineW
     const w = new Worker(QUEUE_NAMES[kind], processor(kind), {
       connection: o.connection,
       prefix: o.prefix,
-      concurrency: o.concurrency ?? 10,
+      concurrency: kind === 'deescalate' ? (o.deescalateConcurrency ?? Math.max(o.concurrency ?? 10, 50)) : (o.concurrency ?? 10),
       lockDuration: o.lockDurationMs ?? 30_000,
       stalledInterval: o.stalledIntervalMs ?? 30_000,
       settings: { backoffStrategy: engineBackoff },

@@ -7,7 +7,7 @@ import { createDb, type Db } from '@opensym/db'
 import type { Principal } from '@opensym/domain'
 import { RecordingStrategy } from '@opensym/engine/testing'
 import type { Redis } from 'ioredis'
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, inject, it, vi } from 'vitest'
 import { createHostHandlers } from '../src/host.js'
 import { EngineQueues, jobIds } from '../src/queues.js'
 import { Reconciler } from '../src/reconciler.js'
@@ -340,7 +340,8 @@ describe('failing hooks', () => {
     const r = await settled(run_id, (x) => x.status === 'errored')
     expect(r.events[0]).toMatchObject({ status: 'error', error: expect.stringMatching(/did not finish within/) })
     expect(r.notifications).toEqual([])
-    expect(reported.find((x) => x.runId === run_id)).toMatchObject({ step: 'request' })
+    // The reporter hears after the step committed: wait for it rather than race it.
+    await vi.waitFor(() => expect(reported.find((x) => x.runId === run_id)).toMatchObject({ step: 'request' }), { timeout: 10_000 })
   })
 })
 
