@@ -6,7 +6,7 @@
 import { randomUUID } from 'node:crypto'
 import { createDb, type Db } from '@opensym/db'
 import { RecordingStrategy } from '@opensym/engine/testing'
-import { startFakeOkta, startFakePagerDuty, type FakeOkta, type FakePagerDuty } from '@opensym/testing'
+import { startFakeAws, startFakeOkta, startFakePagerDuty, type FakeAws, type FakeOkta, type FakePagerDuty } from '@opensym/testing'
 import type { Redis } from 'ioredis'
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
 import { createHostHandlers } from '../src/host.js'
@@ -14,7 +14,9 @@ import { EngineQueues } from '../src/queues.js'
 import { FlowRuntime } from '../src/runtime.js'
 import { RunService } from '../src/service.js'
 import { startEngineWorker, type EngineWorker } from '../src/worker.js'
+import type { Aws } from '../src/aws.js'
 import { createFlow, eventually, orgWithPrincipals, queuePrefix, redisClient, type FlowFixture, type OrgPrincipals } from './fixtures.js'
+import { EXTERNAL_ID, fakeAwsClients, ROLE_ARN } from './strategy-fixtures.js'
 
 let db: Db
 let redis: Redis
@@ -25,6 +27,9 @@ let flows: FlowRuntime
 let o: OrgPrincipals
 let okta: FakeOkta
 let pd: FakePagerDuty
+let fakeAws: FakeAws
+let aws: Aws
+let lambdaArn: string
 let groupId: string
 const oktaSecret = randomUUID()
 const pdSecret = randomUUID()
@@ -39,7 +44,11 @@ beforeAll(async () => {
   queues = new EngineQueues({ connection: redis, prefix, attempts: 2, backoffMs: 50 })
   service = new RunService({ db, queues })
   o = await orgWithPrincipals(db, 'host')
-  ;[okta, pd] = await Promise.all([startFakeOkta(), startFakePagerDuty()])
+  ;[okta, pd, fakeAws] = await Promise.all([startFakeOkta(), startFakePagerDuty(), startFakeAws()])
+  fakeAws.sts.addRole({ arn: ROLE_ARN, externalId: EXTERNAL_ID })
+  // A team's approval policy as a Lambda: on-call engineers are approved at once.
+  lambdaArn = fakeAws.lambda.addFunction('sym-approval-policy', (p) => ({ approve: (p as { email?: string }).email === 'member@example.com' }))
+  aws = fakeAwsClients(fakeAws)
   secretValues[oktaSecret] = okta.token
   secretValues[pdSecret] = pd.token
   secretValues[otherSecret] = 'not-for-flows'
@@ -60,6 +69,7 @@ beforeAll(async () => {
     },
     oktaBaseUrl: okta.baseUrl,
     pagerdutyBaseUrl: pd.baseUrl,
+    aws,
   })
   flows = new FlowRuntime({ db, host, timeoutMs: 5000 })
   worker = await startEngineWorker({ db, connection: redis, prefix, strategies: new Map([['http', strategy]]), flows, attempts: 2, backoffMs: 50, reconcileIntervalMs: 0 })
@@ -68,7 +78,8 @@ afterAll(async () => {
   await worker?.close()
   await flows?.close()
   await queues?.close()
-  await Promise.all([okta?.close(), pd?.close()])
+  aws?.destroy()
+  await Promise.all([okta?.close(), pd?.close(), fakeAws?.close()])
   redis?.disconnect()
   await db?.$disconnect()
 })
@@ -81,7 +92,16 @@ async function flowWith(implementation: string): Promise<FlowFixture> {
   if (existing === 0) {
     const oi = await db.integration.create({ data: { orgId: o.org.id, type: 'okta', slug: 'okta', externalId: 'example.okta.com', settings: { api_token_secret: oktaSecret } } })
     const pi = await db.integration.create({ data: { orgId: o.org.id, type: 'pagerduty', slug: 'pd', externalId: 'example', settings: { api_token_secret: pdSecret } } })
-    await db.environmentIntegration.createMany({ data: [{ environmentId: flow.environmentId, key: 'okta_id', integrationId: oi.id }, { environmentId: flow.environmentId, key: 'pagerduty_id', integrationId: pi.id }] })
+    const li = await db.integration.create({
+      data: { orgId: o.org.id, type: 'permission_context', slug: 'lambda-ctx', externalId: '123456789012', settings: { cloud: 'aws', role_arn: ROLE_ARN, region: 'us-east-1', external_id: EXTERNAL_ID } },
+    })
+    await db.environmentIntegration.createMany({
+      data: [
+        { environmentId: flow.environmentId, key: 'okta_id', integrationId: oi.id },
+        { environmentId: flow.environmentId, key: 'pagerduty_id', integrationId: pi.id },
+        { environmentId: flow.environmentId, key: 'aws_lambda_id', integrationId: li.id },
+      ],
+    })
   }
   return f
 }
@@ -129,6 +149,28 @@ describe('integration calls from hooks', () => {
     const notOnCall = await request(f, 'admin@example.com')
     expect(await settledRun(notOnCall.run_id, (r) => r.events.length === 1)).toMatchObject({ status: 'requested' })
     expect(pd.operations('pagerduty')).toContain('GET /oncalls')
+  })
+
+  it('awsLambda.invoke in onRequest: the function (through the environment’s permission context) decides, and its errors fail the hook', async () => {
+    const f = await flowWith(`
+      import { ApprovalTemplate, awsLambda, type Event } from '@opensym/sdk'
+      export async function onRequest(event: Event) {
+        const answer = (await awsLambda.invoke('${lambdaArn}', { email: event.user.email })) as { approve?: boolean }
+        if (answer.approve) return ApprovalTemplate.approve({ reason: 'policy lambda' })
+      }
+    `)
+    const approved = await request(f, 'member@example.com')
+    expect(await settledRun(approved.run_id, (r) => r.status === 'escalated')).toMatchObject({ status: 'escalated' })
+    const waiting = await request(f, 'admin@example.com')
+    expect(await settledRun(waiting.run_id, (r) => r.events.length === 1)).toMatchObject({ status: 'requested' })
+    // Invoked with the assumed role's credentials, synchronously, with the hook's payload.
+    expect(fakeAws.calls('sts', 'AssumeRole').length).toBeGreaterThan(0)
+    expect(fakeAws.lambda.invocations.map((i) => i.payload)).toEqual(expect.arrayContaining([{ email: 'member@example.com' }, { email: 'admin@example.com' }]))
+
+    fakeAws.failWith('lambda', 'Invoke', { code: 'ServiceException', status: 500 })
+    const failed = await request(f, 'member@example.com')
+    const r = await settledRun(failed.run_id, (x) => x.status === 'errored')
+    expect(r.events[0]!.error).toMatch(/lambda Invoke .*sym-approval-policy.*ServiceException/)
   })
 
   it('a flow reads only its environment integrations’ secrets; a failing integration call fails the hook safely', async () => {
