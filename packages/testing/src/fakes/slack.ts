@@ -6,12 +6,19 @@
  *   with Slack's error strings (`not_authed`, `invalid_auth`, `token_revoked`, `channel_not_found`,
  *   `not_in_channel`, `user_not_found`, `users_not_found`, `message_not_found`, `expired_trigger_id`,
  *   `invalid_trigger_id`, `exchanged_trigger_id`, `view_too_large`, `hash_conflict`, `not_found`, `invalid_code`,
- *   `bad_client_secret`, `invalid_blocks` with Slack's `errors`/`response_metadata` shape, `msg_too_long`).
+ *   `bad_client_secret`, `invalid_blocks` with Slack's `errors`/`response_metadata` shape, `msg_too_long`,
+ *   `no_such_subteam`, `invalid_cursor`, `invalid_limit`, `invalid_types`, `missing_scope` with `needed`/`provided`).
+ * - Directory methods: `users.list`, `conversations.list` (public channels, and private ones, DMs and group DMs the
+ *   bot is in), `conversations.members` and `usergroups.users.list`. The first three page with Slack's cursors
+ *   (`limit`, `cursor`, `response_metadata.next_cursor` empty on the last page); `maxPageSize` caps a page below
+ *   `limit`, as Slack may return fewer items than asked.
  * - Bearer tokens map to a team and its bot; `oauth.v2.access` (client id/secret, no bearer) exchanges codes from
- *   `authorizeCode()`; `apps.uninstall` and `revokeTeam()` revoke the team's tokens.
+ *   `authorizeCode()`; `apps.uninstall` and `revokeTeam()` revoke the team's tokens. A token given `scopes`
+ *   (`botToken(team, { scopes })`) gets `missing_scope` from the directory methods it lacks a scope for; other
+ *   tokens have every scope.
  * - State: users (with team, email, guest and Slack Connect flags), channels (public/private, members), DMs and
- *   group DMs (`conversations.open`), messages with increasing `ts`, ephemerals, views with `hash`, single-use
- *   trigger ids that expire after 3 s on the injectable clock.
+ *   group DMs (`conversations.open`), user groups with members, messages with increasing `ts`, ephemerals, views
+ *   with `hash`, single-use trigger ids that expire after 3 s on the injectable clock.
  * - Size limits of §7.3 are enforced on messages and views.
  * - Faults: `rateLimit()` (429 with or without `Retry-After`), `failMethod()` (any `ok:false` error), and the
  *   generic faults of core.ts (HTTP 500, delays, resets).
@@ -38,6 +45,14 @@ export interface FakeSlackChannel {
   readonly kind: 'public' | 'private' | 'im' | 'mpim'
   readonly members: Set<string>
   archived: boolean
+}
+
+/** A user group (`S…`), as `usergroups.users.list` lists it. */
+export interface FakeSlackUsergroup {
+  readonly id: string
+  readonly teamId: string
+  readonly handle: string
+  readonly users: Set<string>
 }
 
 export interface FakeSlackMessage {
@@ -80,6 +95,8 @@ export interface FakeSlackOptions {
   readonly clientSecret?: string
   /** Total text of a message's blocks above which `msg_blocks_too_long` is returned. Default 13,000. */
   readonly maxBlocksText?: number
+  /** Most items one page of `users.list`, `conversations.list` or `conversations.members` holds, whatever `limit` asks. Default 1000. */
+  readonly maxPageSize?: number
 }
 
 /** A request as Slack would send it to the platform: path, headers (signed) and the raw body. */
@@ -97,14 +114,16 @@ export interface FakeSlack extends FakeServer {
   readonly teams: Map<string, FakeSlackTeam>
   readonly users: Map<string, FakeSlackUser>
   readonly channels: Map<string, FakeSlackChannel>
+  readonly usergroups: Map<string, FakeSlackUsergroup>
   readonly messages: FakeSlackMessage[]
   readonly ephemerals: FakeSlackEphemeral[]
   readonly views: Map<string, FakeSlackView>
   addTeam(opts?: { id?: string; name?: string }): FakeSlackTeam
   addUser(opts: { teamId: string; email?: string | null; name?: string; id?: string; isRestricted?: boolean; isBot?: boolean }): FakeSlackUser
   addChannel(opts: { teamId: string; name: string; private?: boolean; members?: readonly string[]; id?: string }): FakeSlackChannel
-  /** A bot token of the team (what an install yields), without the OAuth dance. */
-  botToken(teamId: string): string
+  addUsergroup(opts: { teamId: string; handle: string; users?: readonly string[]; id?: string }): FakeSlackUsergroup
+  /** A bot token of the team (what an install yields), without the OAuth dance; with `scopes`, only those are granted. */
+  botToken(teamId: string, opts?: { scopes?: readonly string[] }): string
   /** A code for `oauth.v2.access`, as Slack's authorize page redirects with after the user approves. */
   authorizeCode(teamId: string, opts?: { redirectUri?: string; installer?: string }): string
   /** Revokes every token of the team (`token_revoked` from then on). */
@@ -304,6 +323,41 @@ function checkView(view: unknown): FakeResponse | undefined {
   return undefined
 }
 
+/**
+ * One page of a cursor-paginated method. Cursors look like Slack's (base64 of `<kind>:<id of the next item>`);
+ * one that does not decode to an item of the list is `invalid_cursor`. `next_cursor` is "" on the last page.
+ */
+function pageOf<T>(
+  items: readonly T[],
+  idOf: (x: T) => string,
+  args: Record<string, unknown>,
+  opts: { kind: string; defaultLimit: number; maxLimit: number; maxPageSize: number },
+): { items: T[]; nextCursor: string } | FakeResponse {
+  let limit = opts.defaultLimit
+  if (args.limit !== undefined && args.limit !== '') {
+    const n = Number(args.limit)
+    if (!Number.isInteger(n) || n < 0 || n > opts.maxLimit) return err('invalid_limit')
+    if (n > 0) limit = n
+  }
+  let start = 0
+  if (typeof args.cursor === 'string' && args.cursor !== '') {
+    const decoded = Buffer.from(args.cursor, 'base64').toString('utf8')
+    const id = decoded.startsWith(`${opts.kind}:`) ? decoded.slice(opts.kind.length + 1) : undefined
+    start = id === undefined ? -1 : items.findIndex((x) => idOf(x) === id)
+    if (start < 0) return err('invalid_cursor')
+  }
+  const end = Math.min(items.length, start + Math.min(limit, opts.maxPageSize))
+  const next = items[end]
+  return { items: items.slice(start, end), nextCursor: next === undefined ? '' : Buffer.from(`${opts.kind}:${idOf(next)}`).toString('base64') }
+}
+
+const isPage = <T>(p: { items: T[]; nextCursor: string } | FakeResponse): p is { items: T[]; nextCursor: string } => 'nextCursor' in p
+const flag = (v: unknown) => v === true || v === 'true' || v === '1' || v === 1
+
+/** Scopes a conversation type needs to be read (`conversations.list` types and `conversations.members`). */
+const READ_SCOPE = { public_channel: 'channels:read', private_channel: 'groups:read', mpim: 'mpim:read', im: 'im:read' } as const
+const TYPE_OF = { public: 'public_channel', private: 'private_channel', mpim: 'mpim', im: 'im' } as const
+
 function formBody(fields: Record<string, string>): string {
   return new URLSearchParams(fields).toString()
 }
@@ -314,14 +368,16 @@ export async function startFakeSlack(options: FakeSlackOptions = {}): Promise<Fa
   const clientId = options.clientId ?? `${Math.floor(Math.random() * 1e12)}.${Math.floor(Math.random() * 1e12)}`
   const clientSecret = options.clientSecret ?? `secret${Math.random().toString(36).slice(2)}`
   const maxBlocksText = options.maxBlocksText ?? 13_000
+  const maxPageSize = options.maxPageSize ?? 1000
   const teams = new Map<string, FakeSlackTeam>()
   const users = new Map<string, FakeSlackUser>()
   const channels = new Map<string, FakeSlackChannel>()
+  const usergroups = new Map<string, FakeSlackUsergroup>()
   const messages: FakeSlackMessage[] = []
   const ephemerals: FakeSlackEphemeral[] = []
   const views = new Map<string, FakeSlackView>()
-  /** token → team, and whether revoked. */
-  const tokens = new Map<string, { teamId: string; revoked: boolean }>()
+  /** token → team, whether revoked, and its scopes (null: every scope). */
+  const tokens = new Map<string, { teamId: string; revoked: boolean; scopes: ReadonlySet<string> | null }>()
   const codes = new Map<string, { teamId: string; redirectUri?: string; installer?: string }>()
   const triggers = new Map<string, { expiresAt: number; used: boolean }>()
   const rateLimits: Array<{ method?: string; left: number; retryAfter: number | null }> = []
@@ -346,6 +402,30 @@ export async function startFakeSlack(options: FakeSlackOptions = {}): Promise<Fa
     tz: 'UTC',
     profile: { email: u.email ?? undefined, real_name: u.name, display_name: u.name },
   })
+
+  /** A conversation as `conversations.list` lists it. */
+  const channelView = (c: FakeSlackChannel, team: FakeSlackTeam) => ({
+    id: c.id,
+    ...(c.kind === 'im'
+      ? { user: [...c.members].find((m) => m !== team.botUserId) ?? team.botUserId }
+      : { name: c.name, name_normalized: c.name, is_channel: c.kind === 'public', is_group: c.kind === 'private', is_general: false, num_members: c.members.size }),
+    is_im: c.kind === 'im',
+    is_mpim: c.kind === 'mpim',
+    is_private: c.kind !== 'public',
+    is_archived: c.archived,
+    is_member: c.members.has(team.botUserId),
+    is_shared: false,
+    is_ext_shared: false,
+    is_org_shared: false,
+    context_team_id: c.teamId,
+  })
+
+  /** `missing_scope` (Slack's shape) when the token was given scopes and lacks one of `needed`. */
+  function lackingScope(tok: { scopes: ReadonlySet<string> | null }, needed: readonly string[]): FakeResponse | undefined {
+    if (!tok.scopes) return undefined
+    const missing = needed.filter((s) => !tok.scopes!.has(s))
+    return missing.length ? err('missing_scope', { needed: missing.join(','), provided: [...tok.scopes].join(',') }) : undefined
+  }
 
   /** The channel a `channel` argument names: an id, `#name`, or a user id (the bot's DM with them). */
   function resolveChannel(teamId: string, ref: string): FakeSlackChannel | undefined {
@@ -468,6 +548,42 @@ export async function startFakeSlack(options: FakeSlackOptions = {}): Promise<Fa
         }
         return ok({ channel: { id: ids.length === 1 ? dmChannel(team.id, ids[0]!) : mpimChannel(team.id, ids) } })
       }
+      case 'users.list': {
+        const missing = lackingScope(tok, ['users:read'])
+        if (missing) return missing
+        const page = pageOf([...users.values()].filter((u) => u.teamId === team.id), (u) => u.id, args, { kind: 'user', defaultLimit: Infinity, maxLimit: Infinity, maxPageSize })
+        if (!isPage(page)) return page
+        return ok({ members: page.items.map(userView), cache_ts: Math.floor(now() / 1000), response_metadata: { next_cursor: page.nextCursor } })
+      }
+      case 'conversations.list': {
+        const types = (typeof args.types === 'string' && args.types.trim() ? args.types : 'public_channel').split(',').map((t) => t.trim())
+        if (!types.every((t): t is keyof typeof READ_SCOPE => t in READ_SCOPE)) return err('invalid_types')
+        const missing = lackingScope(tok, [...new Set(types.map((t) => READ_SCOPE[t]))])
+        if (missing) return missing
+        const listed = [...channels.values()].filter(
+          (c) => c.teamId === team.id && types.includes(TYPE_OF[c.kind]) && (c.kind === 'public' || c.members.has(team.botUserId)) && !(c.archived && flag(args.exclude_archived)),
+        )
+        const page = pageOf(listed, (c) => c.id, args, { kind: 'channel', defaultLimit: 100, maxLimit: 1000, maxPageSize })
+        if (!isPage(page)) return page
+        return ok({ channels: page.items.map((c) => channelView(c, team)), response_metadata: { next_cursor: page.nextCursor } })
+      }
+      case 'conversations.members': {
+        const c = typeof args.channel === 'string' ? channels.get(args.channel) : undefined
+        // Private conversations the bot is not in are invisible to it.
+        if (!c || c.teamId !== team.id || (c.kind !== 'public' && !c.members.has(team.botUserId))) return err('channel_not_found')
+        const missing = lackingScope(tok, [READ_SCOPE[TYPE_OF[c.kind]]])
+        if (missing) return missing
+        const page = pageOf([...c.members], (m) => m, args, { kind: 'user', defaultLimit: 100, maxLimit: 1000, maxPageSize })
+        if (!isPage(page)) return page
+        return ok({ members: page.items, response_metadata: { next_cursor: page.nextCursor } })
+      }
+      case 'usergroups.users.list': {
+        const missing = lackingScope(tok, ['usergroups:read'])
+        if (missing) return missing
+        const g = typeof args.usergroup === 'string' ? usergroups.get(args.usergroup) : undefined
+        if (!g || g.teamId !== team.id) return err('no_such_subteam')
+        return ok({ users: [...g.users] })
+      }
       case 'conversations.info': {
         const c = typeof args.channel === 'string' ? resolveChannel(team.id, args.channel) : undefined
         if (!c) return err('channel_not_found')
@@ -547,9 +663,9 @@ export async function startFakeSlack(options: FakeSlackOptions = {}): Promise<Fa
     }
   }
 
-  function issueToken(teamId: string): string {
+  function issueToken(teamId: string, scopes?: readonly string[]): string {
     const token = `xoxb-${teamId}-${Math.random().toString(36).slice(2, 12)}`
-    tokens.set(token, { teamId, revoked: false })
+    tokens.set(token, { teamId, revoked: false, scopes: scopes ? new Set(scopes) : null })
     return token
   }
 
@@ -586,6 +702,7 @@ export async function startFakeSlack(options: FakeSlackOptions = {}): Promise<Fa
     teams,
     users,
     channels,
+    usergroups,
     messages,
     ephemerals,
     views,
@@ -608,7 +725,13 @@ export async function startFakeSlack(options: FakeSlackOptions = {}): Promise<Fa
       channels.set(id, c)
       return c
     },
-    botToken: (teamId) => issueToken(teamId),
+    addUsergroup: (opts) => {
+      const id = opts.id ?? nextId('S')
+      const g: FakeSlackUsergroup = { id, teamId: opts.teamId, handle: opts.handle.replace(/^@/, ''), users: new Set(opts.users ?? []) }
+      usergroups.set(id, g)
+      return g
+    },
+    botToken: (teamId, opts = {}) => issueToken(teamId, opts.scopes),
     authorizeCode: (teamId, opts = {}) => {
       const code = `code-${Math.random().toString(36).slice(2)}`
       codes.set(code, { teamId, ...(opts.redirectUri !== undefined ? { redirectUri: opts.redirectUri } : {}), ...(opts.installer ? { installer: opts.installer } : {}) })
