@@ -39,6 +39,11 @@ export interface AppDeps {
   readonly logger?: FastifyServerOptions['loggerInstance']
 }
 
+/** A URL as logged: the values of OAuth's `code` and `state` replaced, so a log line never holds a usable grant. */
+export function redactOAuthQuery(url: string): string {
+  return url.replace(/([?&](?:code|state)=)[^&#]*/g, '$1[redacted]')
+}
+
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const app = Fastify({
     ...(deps.logger
@@ -48,6 +53,16 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
             level: deps.config.logLevel,
             base: { service: 'api', pid: process.pid },
             redact: { paths: ['req.headers.authorization', 'req.headers.cookie', '*.token', '*.tokenSecret'], censor: '[redacted]' },
+            serializers: {
+              // Fastify's own fields, with the URL's OAuth `code`/`state` blanked (the Slack install callback).
+              req: (req: { method: string; url: string; host?: string; ip?: string; socket?: { remotePort?: number } }) => ({
+                method: req.method,
+                url: redactOAuthQuery(req.url),
+                host: req.host,
+                remoteAddress: req.ip,
+                remotePort: req.socket?.remotePort,
+              }),
+            },
           },
         }),
     requestIdHeader: false,
