@@ -52,6 +52,22 @@ export function runCaptured(what, args, env, { timeout = CHILD_TIMEOUT_MS } = {}
 }
 
 /** The API server, with its output kept for the summary (and for errors). */
+/** Resolves when `child` is gone, noting on `proc` that it exited and how (`exited`, `exit`). */
+export function watchExit(child, proc) {
+  return new Promise((resolvePromise) => {
+    child.on('exit', (code, signal) => {
+      proc.exited = true;
+      proc.exit = signal ? `signal ${signal}` : `exit code ${code}`;
+      resolvePromise();
+    });
+    child.on('error', (err) => {
+      proc.exited = true;
+      proc.exit = `could not start (${err.message})`;
+      resolvePromise();
+    });
+  });
+}
+
 export function startServer(env) {
   const extra = (process.env.BENCH_API_NODE_ARGS ?? '').split(/\s+/).filter(Boolean);
   // --no-node-snapshot: the API's Slack app runs flow code in isolated-vm, as in scripts/start.mjs.
@@ -63,18 +79,7 @@ export function startServer(env) {
     detached: true,
   });
   const server = { child, pid: child.pid, exited: false, exit: undefined, tail: [], lines: 0, byLevel: {}, messages: new Map() };
-  server.exitPromise = new Promise((resolvePromise) => {
-    child.on('exit', (code, signal) => {
-      server.exited = true;
-      server.exit = signal ? `signal ${signal}` : `exit code ${code}`;
-      resolvePromise();
-    });
-    child.on('error', (err) => {
-      server.exited = true;
-      server.exit = `could not start (${err.message})`;
-      resolvePromise();
-    });
-  });
+  server.exitPromise = watchExit(child, server);
   const onData = (chunk) => {
     for (const line of chunk.toString('utf8').split('\n')) {
       if (!line.trim()) continue;

@@ -58,6 +58,7 @@ import {
   quickMode,
   say,
   stopServer,
+  watchExit,
 } from './common.mjs';
 
 /** The targets of issue 4. */
@@ -112,18 +113,7 @@ function startWorkerProcess(env) {
     detached: true,
   });
   const worker = { child, pid: child.pid, exited: false, exit: undefined, ready: false, tail: [], lines: 0, byLevel: {}, messages: new Map() };
-  worker.exitPromise = new Promise((resolvePromise) => {
-    child.on('exit', (code, signal) => {
-      worker.exited = true;
-      worker.exit = signal ? `signal ${signal}` : `exit code ${code}`;
-      resolvePromise();
-    });
-    child.on('error', (err) => {
-      worker.exited = true;
-      worker.exit = `could not start (${err.message})`;
-      resolvePromise();
-    });
-  });
+  worker.exitPromise = watchExit(child, worker);
   const onData = (chunk) => {
     for (const line of chunk.toString('utf8').split('\n')) {
       if (!line.trim()) continue;

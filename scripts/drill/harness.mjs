@@ -18,7 +18,7 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ROOT, StackError, findFreePort, findPostgresBinaries, redisPing, withDatabase } from '../stack.mjs';
-import { HOST, api, createFlowGraph, loadBodies, runCaptured, serverTail, startServer, stopServer, waitReady } from '../bench/common.mjs';
+import { HOST, api, createFlowGraph, loadBodies, runCaptured, serverTail, startServer, stopServer, waitReady, watchExit } from '../bench/common.mjs';
 import { createLogSink, createTarget } from './target.mjs';
 
 export { HOST, StackError };
@@ -166,18 +166,7 @@ export function startWorkerProcess(env, name = 'worker') {
     detached: true, // own process group: kill -9 reaches it and anything it spawned
   });
   const worker = { name, child, pid: child.pid, exited: false, exit: undefined, ready: false, tail: [], counts: new Map() };
-  worker.exitPromise = new Promise((resolvePromise) => {
-    child.on('exit', (code, signal) => {
-      worker.exited = true;
-      worker.exit = signal ? `signal ${signal}` : `exit code ${code}`;
-      resolvePromise();
-    });
-    child.on('error', (err) => {
-      worker.exited = true;
-      worker.exit = `could not start (${err.message})`;
-      resolvePromise();
-    });
-  });
+  worker.exitPromise = watchExit(child, worker);
   const onData = (chunk) => {
     for (const line of chunk.toString('utf8').split('\n')) {
       if (!line.trim()) continue;

@@ -15,10 +15,8 @@ import type { FastifyInstance } from 'fastify'
 import { Redis } from 'ioredis'
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
 import { buildApp } from '../src/app.js'
+import { callApi, eventually, ref, sendSlack, type Json } from './slack-helpers.js'
 
-// Responses and recorded Slack calls are read as loose JSON; the code under test checks shapes at its edges.
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-type Json = Record<string, any>
 
 const SIGNING_SECRET = 'slack-signing-secret-for-flow-tests'
 const TOKEN_KEY = randomBytes(32).toString('base64')
@@ -86,30 +84,10 @@ let targetId: string
 const strategy = new RecordingStrategy()
 const users = {} as Record<'admin' | 'member', FakeSlackUser>
 
-const ref = (u: FakeSlackUser) => ({ id: u.id, teamId: u.teamId, name: u.name })
 const b64 = (text: string) => Buffer.from(text).toString('base64')
 
-async function api(method: 'GET' | 'POST', url: string, body?: unknown): Promise<Json> {
-  const res = await app.inject({ method, url: `/api/v1/${url}`, headers: { 'content-type': 'application/json', authorization: `Bearer ${org.tokens.bot}` }, payload: JSON.stringify(body ?? null) })
-  if (res.statusCode >= 300) throw new Error(`${method} ${url} → ${res.statusCode}: ${res.body}`)
-  return res.json<Json>()
-}
-
-async function send(inbound: SlackInbound): Promise<{ status: number; body: Json | string }> {
-  const res = await app.inject({ method: 'POST', url: inbound.path, headers: inbound.headers, payload: inbound.body })
-  const text = res.body
-  return { status: res.statusCode, body: res.headers['content-type']?.toString().includes('json') && text ? (JSON.parse(text) as Json) : text }
-}
-
-async function eventually<T>(check: () => Promise<T | undefined | false> | T | undefined | false, what: string, timeoutMs = 15_000): Promise<T> {
-  const until = Date.now() + timeoutMs
-  for (;;) {
-    const v = await check()
-    if (v !== undefined && v !== false) return v
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 25))
-  }
-}
+const api = (method: 'GET' | 'POST', url: string, body?: unknown) => callApi(app, org.tokens.bot, method, url, body)
+const send = (inbound: SlackInbound) => sendSlack(app, inbound)
 
 /** `/sym …` as `user`; resolves with the modal the fake accepted (a view it refused, e.g. invalid_blocks, times out). */
 async function openModal(user: FakeSlackUser, text: string, channel = requestsChannel): Promise<Json> {
