@@ -6,7 +6,7 @@
  * the acknowledgement (`after`) or through the `slack` queue.
  */
 import type { Db } from '@opensym/db'
-import type { Principal } from '@opensym/domain'
+import { sourceRefusal, type Principal } from '@opensym/domain'
 import { EngineError, FLOW_FOR_REQUEST, flowParams, silentLogger, systemClock, type Clock, type EngineLogger, type RunService } from '@opensym/engine'
 import type { WebClient } from '@slack/web-api'
 import { escapeMrkdwn } from './blocks.js'
@@ -308,8 +308,8 @@ export class SlackHandlers {
       orderBy: { slug: 'asc' },
     })
     return flows.filter((f) => {
-      const sources = flowParams(f.params).allowed_sources
-      return sources === undefined || sources.includes('slack')
+      // The same rule RunService.createRequest applies when the form is submitted.
+      return sourceRefusal(flowParams(f.params).allowed_sources, 'slack', f.slug) === undefined
     })
   }
 
