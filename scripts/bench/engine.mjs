@@ -32,12 +32,13 @@
 //   BENCH_ENGINE_EXPIRY=1000             grants in the expiry drill (BENCH_QUICK=1: 200; 0 skips it)
 //   BENCH_ENGINE_SLOT_RUNS=n             runs approved per one-second slot of the expiry drill (default: 0.7 × the best
 //                                        runs/s measured, 10..100, so that each run escalates within its second)
+//   BENCH_WORKER_LOG_LEVEL=debug         the worker's LOG_LEVEL (default info); BENCH_WORKER_LOG=file appends its log there
 //   BENCH_WORKER_NODE_ARGS               extra node flags for the worker only, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof"
 //   WORKER_CONCURRENCY, WORKER_DB_POOL_SIZE, …  passed through to the worker (apps/worker/README.md)
 /* global fetch, AbortSignal */
 
 import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { appendFileSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -114,7 +115,9 @@ function startWorkerProcess(env) {
   });
   const worker = { child, pid: child.pid, exited: false, exit: undefined, ready: false, tail: [], lines: 0, byLevel: {}, messages: new Map() };
   worker.exitPromise = watchExit(child, worker);
+  const logFile = process.env.BENCH_WORKER_LOG;
   const onData = (chunk) => {
+    if (logFile) appendFileSync(logFile, chunk);
     for (const line of chunk.toString('utf8').split('\n')) {
       if (!line.trim()) continue;
       worker.tail.push(line);
@@ -736,7 +739,7 @@ export async function run(stack, cfg) {
       DATABASE_URL: stack.databaseUrl,
       REDIS_URL: stack.redisUrl,
       QUEUE_PREFIX: stack.queuePrefix,
-      LOG_LEVEL: 'info',
+      LOG_LEVEL: process.env.BENCH_WORKER_LOG_LEVEL || 'info',
     };
     delete workerEnv.NODE_OPTIONS;
     worker = startWorkerProcess(workerEnv);

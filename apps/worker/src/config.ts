@@ -23,6 +23,7 @@ export const WorkerConfigSchema = Type.Object({
    * Each de-escalation holds a database connection while it runs: keep WORKER_DB_POOL_SIZE in proportion.
    */
   deescalateConcurrency: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000 })),
+  expiryBatchSize: Type.Optional(Type.Integer({ minimum: 0, maximum: 1000 })),
   /** Attempts per job before its step fails for good (and a failed revocation is reported). */
   jobAttempts: Type.Integer({ minimum: 1, maximum: 100, default: 8 }),
   jobBackoffMs: ms(1000, 'First retry delay; each next one doubles.'),
@@ -53,6 +54,7 @@ const ENV_NAMES: Record<keyof WorkerConfig, string> = {
   dbPreparedStatements: 'WORKER_DB_PREPARED_STATEMENTS',
   concurrency: 'WORKER_CONCURRENCY',
   deescalateConcurrency: 'WORKER_DEESCALATE_CONCURRENCY',
+  expiryBatchSize: 'WORKER_EXPIRY_BATCH_SIZE',
   jobAttempts: 'JOB_ATTEMPTS',
   jobBackoffMs: 'JOB_BACKOFF_MS',
   lockDurationMs: 'JOB_LOCK_DURATION_MS',

@@ -108,6 +108,7 @@ export async function startWorker(config: WorkerConfig, log: Logger, extensions:
       logger: log,
       concurrency: config.concurrency,
       deescalateConcurrency: config.deescalateConcurrency,
+      expiryBatchSize: config.expiryBatchSize,
       attempts: config.jobAttempts,
       backoffMs: config.jobBackoffMs,
       lockDurationMs: config.lockDurationMs,

@@ -136,6 +136,48 @@ const defaultRouting = (snapshot: RunSnapshot): Routing => ({ permission: DEFAUL
 /** The request's routing reducers (runtime.ts `EventCall.route`). */
 const ROUTING_REDUCERS = ['getPermissions', 'getRequestNotifications', 'getApprovers'] as const
 
+/** Runs a strategy phase with its time budget; anything but a RetryableStrategyError fails the step for good. */
+export async function strategyPhase<T>(what: string, timeoutMs: number, logger: EngineLogger, fn: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  const signal = AbortSignal.timeout(timeoutMs)
+  try {
+    const result = await fn(signal)
+    const warnings = (result as Partial<StrategyOutput> | undefined)?.warnings
+    if (warnings?.length) logger.warn({ warnings }, `${what}: the strategy succeeded with warnings`)
+    return result
+  } catch (e) {
+    if (e instanceof RetryableStrategyError || e instanceof StrategyFailure) throw e
+    if (signal.aborted) throw new RetryableStrategyError(`${what} timed out after ${timeoutMs} ms`, undefined, { cause: e })
+    if (e instanceof StrategyError) throw new StrategyFailure(e.message, e.output, { cause: e })
+    throw new StrategyFailure(`${what} failed: ${message(e)}`, undefined, { cause: e })
+  }
+}
+
+/**
+ * Removes the access (the grant's last lease ended), then reads the target back where it can tell: a removal the
+ * target does not show is {@link UnverifiedChange} (retried), errors in the reply a {@link StrategyFailure}.
+ */
+export async function removeAccess(strategy: Strategy, call: StrategyCall): Promise<{ output: StrategyOutput; verified: boolean | null }> {
+  const output = await strategy.deescalate(call)
+  if (output.errors.length) throw new StrategyFailure(`the strategy reported: ${output.errors.join('; ')}`, output)
+  if (!strategy.isGranted) return { output, verified: null }
+  if (await strategy.isGranted(call)) throw new UnverifiedChange('the access still shows in the target after de-escalating', output)
+  return { output, verified: true }
+}
+
+/**
+ * Whether the flow has code to run at `step` (its `on…` or `after…` hook, or for a request a routing reducer). A
+ * flow that compiled and exports none of them behaves as no flow code at all; a Python or failing implementation, or
+ * a run whose snapshot has no source, goes the whole way (its warning or failure is the step's).
+ */
+export async function runsFlowCode(flows: FlowRuntime | undefined, snapshot: RunSnapshot, step: HookStep): Promise<boolean> {
+  if (!flows) return false
+  const source = snapshot.flow.implementation
+  if (source === undefined) return true
+  const loaded = await flows.load(snapshot.flow.id, snapshot.flow.version, source)
+  const names = [hookNames(step).on, hookNames(step).after, ...(step === 'request' ? ROUTING_REDUCERS : [])]
+  return loaded.kind !== 'flow' || names.some((name) => loaded.flow.has(name as 'onRequest'))
+}
+
 export class StepRunner {
   private readonly db: Db
   private readonly queues: EngineQueues
@@ -363,19 +405,10 @@ export class StepRunner {
 
   /**
    * The flow's calls for this event, when the engine runs flow code and the flow has something to run at this step
-   * (its `on…` or `after…` hook, or for a request a routing reducer). A flow that compiled and exports none of them
-   * behaves as no flow code at all, so the event's data (several reads) is not assembled for nothing; a Python or
-   * failing implementation, or a run whose snapshot has no source, goes the whole way (its warning or failure is the
-   * step's).
+   * ({@link runsFlowCode}): otherwise the event's data (several reads) is not assembled for nothing.
    */
   private async eventCall(event: RunEvent, step: HookStep, snapshot: RunSnapshot): Promise<EventCall | undefined> {
-    if (!this.flows) return undefined
-    const source = snapshot.flow.implementation
-    if (source !== undefined) {
-      const loaded = await this.flows.load(snapshot.flow.id, snapshot.flow.version, source)
-      const names = [hookNames(step).on, hookNames(step).after, ...(step === 'request' ? ROUTING_REDUCERS : [])]
-      if (loaded.kind === 'flow' && !names.some((name) => loaded.flow.has(name as 'onRequest'))) return undefined
-    }
+    if (!this.flows || !(await runsFlowCode(this.flows, snapshot, step))) return undefined
     return this.flows.forEvent(event.id)
   }
 
@@ -610,16 +643,11 @@ export class StepRunner {
             const strategy = this.strategyFor(config.type)
             const payload = buildLogEntry(state.input) as unknown as Record<string, unknown>
             const subject: Subject = { userId: run.requesterId, email: run.requesterEmail, username: run.requesterUsername }
-            output = await this.callStrategy('deescalate', async (signal) => {
-              const call: StrategyCall = { strategy: config, target, subject, identity: grant.identity, payload, secrets: this.secrets(run.orgId, tx), signal }
-              const out = await strategy.deescalate(call)
-              if (out.errors.length) throw new StrategyFailure(`the strategy reported: ${out.errors.join('; ')}`, out)
-              if (strategy.isGranted) {
-                verified = !(await strategy.isGranted(call))
-                if (!verified) throw new UnverifiedChange('the access still shows in the target after de-escalating', out)
-              }
-              return out
-            })
+            const removal = await this.callStrategy('deescalate', (signal) =>
+              removeAccess(strategy, { strategy: config, target, subject, identity: grant.identity, payload, secrets: this.secrets(run.orgId, tx), signal }),
+            )
+            output = removal.output
+            verified = removal.verified
             removed = { id: grant.id, applied: false, at: this.clock() }
           } else {
             const reason = others > 0 ? `the access stays: ${others} other run(s) still hold it` : 'the access was not in place'
@@ -720,20 +748,8 @@ export class StepRunner {
     return 'failed'
   }
 
-  /** Runs a strategy phase with its time budget; anything but a RetryableStrategyError fails the step for good. */
-  private async callStrategy<T>(what: string, fn: (signal: AbortSignal) => Promise<T>): Promise<T> {
-    const signal = AbortSignal.timeout(this.strategyTimeoutMs)
-    try {
-      const result = await fn(signal)
-      const warnings = (result as Partial<StrategyOutput> | undefined)?.warnings
-      if (warnings?.length) this.logger.warn({ warnings }, `${what}: the strategy succeeded with warnings`)
-      return result
-    } catch (e) {
-      if (e instanceof RetryableStrategyError || e instanceof StrategyFailure) throw e
-      if (signal.aborted) throw new RetryableStrategyError(`${what} timed out after ${this.strategyTimeoutMs} ms`, undefined, { cause: e })
-      if (e instanceof StrategyError) throw new StrategyFailure(e.message, e.output, { cause: e })
-      throw new StrategyFailure(`${what} failed: ${message(e)}`, undefined, { cause: e })
-    }
+  private callStrategy<T>(what: string, fn: (signal: AbortSignal) => Promise<T>): Promise<T> {
+    return strategyPhase(what, this.strategyTimeoutMs, this.logger, fn)
   }
 
   private strategyFor(type: string): Strategy {

@@ -3,6 +3,7 @@
  * starts this with its configuration; tests start it in-process.
  */
 import type { Db } from '@opensym/db'
+import { ExpirySweeper } from './expiries.js'
 import { DelayedError, Worker, type Job } from 'bullmq'
 import type { Redis } from 'ioredis'
 import type { IdentityReducer } from './identities.js'
@@ -47,6 +48,11 @@ export interface EngineWorkerOptions {
    * other steps; each one still locks its grant and its run, so a grant's calls never overlap.
    */
   readonly deescalateConcurrency?: number
+  /**
+   * Due de-escalations recorded per transaction by the expiry sweep a scheduled de-escalation job starts
+   * (expiries.ts). Default 100; 0 turns the sweep off (one job and transaction per run).
+   */
+  readonly expiryBatchSize?: number
   /** Attempts of the jobs this worker adds (escalate, de-escalation). Default 8. */
   readonly attempts?: number
   /** First retry delay; doubles per retry. Default 1000 ms. */
@@ -64,6 +70,7 @@ export interface EngineWorkerOptions {
 export interface EngineWorker {
   readonly queues: EngineQueues
   readonly steps: StepRunner
+  readonly expiries: ExpirySweeper | undefined
   readonly notifications: NotificationRunner
   readonly reconciler: Reconciler
   /** Stops taking jobs, waits for active ones and the reconciler, closes queues. Safe to call twice. */
@@ -73,10 +80,11 @@ export interface EngineWorker {
 export async function startEngineWorker(o: EngineWorkerOptions): Promise<EngineWorker> {
   const logger = o.logger ?? silentLogger
   const queues = new EngineQueues({ connection: o.connection, prefix: o.prefix, attempts: o.attempts, backoffMs: o.backoffMs })
+  const strategies = instrumentStrategies(o.strategies)
   const steps = new StepRunner({
     db: o.db,
     queues,
-    strategies: instrumentStrategies(o.strategies),
+    strategies,
     secrets: o.secrets,
     getIdentity: o.getIdentity,
     flows: o.flows,
@@ -87,6 +95,21 @@ export async function startEngineWorker(o: EngineWorkerOptions): Promise<EngineW
     // Nobody listens for event notices without a notifier: no notify-event job per event (steps.ts).
     announceEvents: o.notifier !== undefined,
   })
+  const expiryBatchSize = o.expiryBatchSize ?? 100
+  const expiries =
+    expiryBatchSize > 0
+      ? new ExpirySweeper({
+          db: o.db,
+          queues,
+          strategies,
+          secrets: o.secrets,
+          flows: o.flows,
+          logger,
+          clock: o.clock,
+          announceEvents: o.notifier !== undefined,
+          batchSize: expiryBatchSize,
+        })
+      : undefined
   const notifications = new NotificationRunner({ db: o.db, queues, notifier: o.notifier ?? silentNotifier, logger, clock: o.clock })
   const reconciler = new Reconciler({ db: o.db, queues, logger, clock: o.clock, deescalateRetryCooldownMs: o.deescalateRetryCooldownMs })
 
@@ -99,8 +122,11 @@ export async function startEngineWorker(o: EngineWorkerOptions): Promise<EngineW
       switch (data.kind) {
         case 'event':
           return await steps.processEvent(data.eventId, ctx)
-        case 'scheduled':
+        case 'scheduled': {
+          // Everything due goes in batches first; what the sweep leaves (or a run not due yet) is this job's.
+          if (expiries && ctx.attempt === 1 && (await expiries.sweep()).has(data.runId)) return 'done'
           return await steps.scheduledDeescalation(data.runId, ctx)
+        }
         case 'expire':
           return await steps.expireRequest(data.runId, ctx)
         case 'notify-request':
@@ -145,6 +171,7 @@ export async function startEngineWorker(o: EngineWorkerOptions): Promise<EngineW
   return {
     queues,
     steps,
+    expiries,
     notifications,
     reconciler,
     close: () =>

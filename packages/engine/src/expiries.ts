@@ -1,0 +1,431 @@
+/**
+ * Due de-escalations, many per transaction. Grants often end together (a shift, a maintenance window, a batch of
+ * incident access); one job and one transaction each, a thousand of them cost seconds of CPU and end late. A sweep
+ * takes the runs whose access is due, up to `batchSize` at a time, and for each batch: appends their scheduled
+ * de-escalate events, ends their leases, calls the strategies of the grants whose last lease ends (at once, within a
+ * budget), and records everything that worked — events, leases, grants, runs and the audit entries — in a few
+ * statements, then removes those runs' scheduled jobs. Same ledger rules as the step (steps.ts `deescalate`).
+ *
+ * Only the plain case is batched. Everything else is left to the run's own scheduled job, which does the same under
+ * the same locks with retries and reporting: a run with a pending event (a revoke in progress) or an earlier
+ * de-escalate event (one that failed), a flow with code at this step (`onDeescalate`/`afterDeescalate`), a second
+ * run of the same grant in one batch (the next batch takes it), a run or grant another step holds locked, a strategy
+ * call that fails or outlasts the budget (its pending event stays; the job finishes it and retries).
+ *
+ * Locks: runs and grants are taken with SKIP LOCKED, so a sweep never waits for a step or another sweep (no
+ * deadlock with the step's grant-then-run order); the orgs' audit chain heads come last, in org order, like every
+ * step's audit append.
+ */
+import { randomUUID } from 'node:crypto'
+import { performance } from 'node:perf_hooks'
+import { Prisma, type Db, type Tx } from '@opensym/db'
+import { buildLogEntry, chainHash, ENTRY_INPUT_COLUMNS, ENTRY_INPUT_JOINS, entryInputOf, GENESIS_HASH, type EntryInputRow, type LoadedEntryInput } from './audit.js'
+import { readSnapshot } from './flows.js'
+import type { EngineQueues } from './queues.js'
+import type { FlowRuntime } from './runtime.js'
+import { silentLogger, systemClock, type Clock, type EngineLogger } from './seams.js'
+import type { RunSnapshot } from './snapshot.js'
+import { removeAccess, runsFlowCode, strategyPhase, type SecretsFor } from './steps.js'
+import type { StrategyOutput, StrategyRegistry, Subject } from './strategy.js'
+import { createSecretResolver } from './secrets.js'
+
+const { join, sql } = Prisma
+
+export interface ExpirySweeperOptions {
+  readonly db: Db
+  readonly queues: EngineQueues
+  readonly strategies: StrategyRegistry
+  readonly secrets?: SecretsFor
+  /** Runs flow implementations: a flow with code at de-escalate is left to the run's job. */
+  readonly flows?: FlowRuntime
+  readonly logger?: EngineLogger
+  readonly clock?: Clock
+  /** Whether completed events are announced (a notify-event job each); false marks them notified. Default true. */
+  readonly announceEvents?: boolean
+  /** Runs per transaction. Default 100. */
+  readonly batchSize?: number
+  /** Batches in progress at once (each its own transaction; they claim different runs). Default 4. */
+  readonly parallelBatches?: number
+  /** Strategy calls in flight at once, across the batches of a sweep. Default 50. */
+  readonly callConcurrency?: number
+  /**
+   * Budget of one strategy call (removal and read-back) in a sweep; a slower one is left to the run's job (with the
+   * full step budget), so that one slow target does not hold a whole batch. Default 5 s.
+   */
+  readonly callTimeoutMs?: number
+}
+
+/** A due run as a sweep claims it: locked, with its requester and its active lease. */
+interface DueRun {
+  readonly id: string
+  readonly orgId: string
+  readonly version: number
+  readonly requesterId: string
+  readonly requesterEmail: string | null
+  readonly requesterUsername: string
+  readonly snapshot: unknown
+  readonly leaseId: string
+  readonly grantId: string
+}
+
+interface LockedGrantRow {
+  readonly id: string
+  readonly applied: boolean
+  readonly identity: string
+  /** Active leases, this run's included. */
+  readonly active: number
+}
+
+/** One run of a batch, once its event exists. */
+interface Item {
+  readonly run: DueRun
+  readonly snapshot: RunSnapshot
+  readonly grant: LockedGrantRow
+  readonly eventId: string
+  input?: LoadedEntryInput
+  /** Set when the run's de-escalation worked (strategy called or not needed). */
+  result?: { output: StrategyOutput; verified: boolean | null; removed: boolean }
+}
+
+/** What a batch did: the runs it de-escalated (with their events), the runs it left, how many it claimed. */
+interface Batch {
+  readonly done: ReadonlyArray<{ readonly runId: string; readonly eventId: string }>
+  readonly skipped: readonly string[]
+  readonly claimed: number
+  /** Runs left for the next batch: another run of the batch held their grant. */
+  readonly deferred: number
+}
+
+const DEESCALATE_FIELDS = JSON.stringify({ deescalate_type: 'scheduled' })
+
+export class ExpirySweeper {
+  private readonly db: Db
+  private readonly queues: EngineQueues
+  private readonly strategies: StrategyRegistry
+  private readonly secrets: SecretsFor
+  private readonly flows: FlowRuntime | undefined
+  private readonly logger: EngineLogger
+  private readonly clock: Clock
+  private readonly announceEvents: boolean
+  private readonly batchSize: number
+  private readonly parallelBatches: number
+  private readonly slots: Slots
+  private readonly callTimeoutMs: number
+  private running: Promise<ReadonlySet<string>> | undefined
+
+  constructor(o: ExpirySweeperOptions) {
+    this.db = o.db
+    this.queues = o.queues
+    this.strategies = o.strategies
+    this.secrets = o.secrets ?? ((orgId, db) => createSecretResolver({ db, orgId }))
+    this.flows = o.flows
+    this.logger = o.logger ?? silentLogger
+    this.clock = o.clock ?? systemClock
+    this.announceEvents = o.announceEvents ?? true
+    this.batchSize = o.batchSize ?? 100
+    this.parallelBatches = o.parallelBatches ?? 4
+    this.slots = new Slots(o.callConcurrency ?? 50)
+    this.callTimeoutMs = o.callTimeoutMs ?? 5000
+  }
+
+  /**
+   * De-escalates every run that is due and batchable, batch after batch until none is left; returns the ids of the
+   * runs it de-escalated. Concurrent calls share the sweep in progress. Never throws: a failed batch is logged and
+   * its runs are left to their jobs.
+   */
+  sweep(): Promise<ReadonlySet<string>> {
+    this.running ??= this.loop().finally(() => (this.running = undefined))
+    return this.running
+  }
+
+  private async loop(): Promise<ReadonlySet<string>> {
+    const done = new Set<string>()
+    // Runs a batch left to their jobs (locked, flow code, failed call): not claimed again by this sweep.
+    const skipped = new Set<string>()
+    // Lanes of batches, one after another each, sharing what they did and skipped. A lane takes only the runs of
+    // its share of the grants: two lanes never hold one grant (a run whose grant is locked is left to its job).
+    const lane = async (index: number) => {
+      for (;;) {
+        let batch: Batch
+        const started = performance.now()
+        try {
+          batch = await this.batch(index, [...skipped])
+        } catch (err) {
+          this.logger.error({ err }, 'an expiry batch failed; its runs are left to their scheduled jobs')
+          return
+        }
+        for (const { runId } of batch.done) done.add(runId)
+        for (const id of batch.skipped) skipped.add(id)
+        if (batch.done.length) await this.afterCommit(batch.done)
+        this.logger.debug({ lane: index, claimed: batch.claimed, done: batch.done.length, skipped: batch.skipped.length, deferred: batch.deferred, ms: Math.round(performance.now() - started) }, 'expiry batch')
+        if (batch.claimed < this.batchSize && batch.deferred === 0) return
+      }
+    }
+    await Promise.all(Array.from({ length: this.parallelBatches }, (_, index) => lane(index)))
+    return done
+  }
+
+  /** One transaction: claim, call, record. */
+  private async batch(lane: number, exclude: string[]): Promise<Batch> {
+    const now = this.clock()
+    return this.db.$transaction(
+      async (tx) => {
+        const due = await this.claim(tx, now, lane, exclude)
+        if (!due.length) return { done: [], skipped: [], claimed: 0, deferred: 0 }
+        const grants = await this.lockGrants(tx, [...new Set(due.map((r) => r.grantId))])
+        const items: Item[] = []
+        const skipped: string[] = []
+        const grantTaken = new Set<string>()
+        let deferred = 0
+        for (const run of due) {
+          const grant = grants.get(run.grantId)
+          // Another run of this batch holds the grant: the next batch takes this one (its lease count is then current).
+          if (grant && grantTaken.has(grant.id)) {
+            deferred++
+            continue
+          }
+          const snapshot = readSnapshot(run.snapshot)
+          // The grant is locked by a step (or another sweep), or the flow has code to run: the run's job does it.
+          if (!grant || (await runsFlowCode(this.flows, snapshot, 'deescalate'))) {
+            skipped.push(run.id)
+            continue
+          }
+          grantTaken.add(grant.id)
+          items.push({ run, snapshot, grant, eventId: randomUUID() })
+        }
+        const appended = items.length ? await this.appendEvents(tx, items, now) : []
+        for (const i of items) if (!appended.includes(i)) skipped.push(i.run.id)
+        if (!appended.length) return { done: [], skipped, claimed: due.length, deferred }
+        await this.callStrategies(tx, appended)
+        const worked = appended.filter((i) => i.result)
+        for (const i of appended) if (!i.result) skipped.push(i.run.id)
+        if (worked.length) await this.record(tx, worked)
+        return { done: worked.map((i) => ({ runId: i.run.id, eventId: i.eventId })), skipped, claimed: due.length, deferred }
+      },
+      { timeout: this.callTimeoutMs * 2 + 30_000, maxWait: 10_000 },
+    )
+  }
+
+  /**
+   * Locks up to a batch of due, escalated runs of the lane's grants that hold a lease and have no pending event and
+   * no de-escalate event yet, skipping runs other transactions hold.
+   */
+  private claim(tx: Tx, now: Date, lane: number, exclude: string[]): Promise<DueRun[]> {
+    return tx.$queryRaw<DueRun[]>`
+      SELECT r."id", r."orgId", r."version", r."requesterId", r."snapshot", u."email" AS "requesterEmail", u."username" AS "requesterUsername",
+             l."id" AS "leaseId", l."grantId"
+      FROM "Run" r
+      JOIN "User" u ON u."id" = r."requesterId"
+      JOIN "GrantLease" l ON l."runId" = r."id" AND l."endedAt" IS NULL
+      WHERE r."status" = 'escalated' AND r."expiresAt" <= ${now}::timestamptz
+        ${exclude.length ? sql`AND r."id" <> ALL(${exclude}::uuid[])` : Prisma.empty}
+        ${this.parallelBatches > 1 ? sql`AND abs(hashtext(l."grantId"::text) % ${this.parallelBatches}) = ${lane}` : Prisma.empty}
+        AND NOT EXISTS (SELECT 1 FROM "RunEvent" p WHERE p."runId" = r."id" AND (p."status" = 'pending' OR p."name" = 'deescalate'))
+      ORDER BY r."expiresAt"
+      LIMIT ${this.batchSize}
+      FOR UPDATE OF r SKIP LOCKED`
+  }
+
+  /** Locks the grants nobody else holds, with their active lease counts (current: leases change under the lock). */
+  private async lockGrants(tx: Tx, ids: string[]): Promise<Map<string, LockedGrantRow>> {
+    const rows = await tx.$queryRaw<LockedGrantRow[]>`
+      SELECT g."id", g."applied", g."identity",
+             (SELECT count(*)::int FROM "GrantLease" o WHERE o."grantId" = g."id" AND o."endedAt" IS NULL) AS "active"
+      FROM "Grant" g WHERE g."id" = ANY(${ids}::uuid[])
+      FOR UPDATE OF g SKIP LOCKED`
+    return new Map(rows.map((g) => [g.id, g]))
+  }
+
+  /**
+   * Appends each run's pending scheduled de-escalate event (the approver's, as the step's) and loads its entry input;
+   * returns the items that got one. The claim's check of the run's events is made again here: the claim's snapshot
+   * was taken before its locks, so an event a step appended and committed just before (under the run's lock, which
+   * the sweep then took) is seen only now, and that run is left to the step.
+   */
+  private async appendEvents(tx: Tx, items: Item[], now: Date): Promise<Item[]> {
+    const rows = await tx.$queryRaw<EntryInputRow[]>`
+      WITH x AS (
+        SELECT * FROM unnest(${items.map((i) => i.eventId)}::uuid[], ${items.map((i) => i.run.id)}::uuid[], ${items.map((i) => i.run.orgId)}::uuid[]) AS x("id", "runId", "orgId")
+      ), e AS (
+        INSERT INTO "RunEvent" ("id", "orgId", "runId", "seq", "name", "actorId", "channel", "fields", "status", "attempts", "createdAt")
+        SELECT x."id", x."orgId", x."runId", (SELECT COALESCE(MAX(p."seq"), 0) + 1 FROM "RunEvent" p WHERE p."runId" = x."runId"), 'deescalate',
+               (SELECT a."actorId" FROM "RunEvent" a WHERE a."runId" = x."runId" AND a."name" = 'approve' AND a."status" = 'success' LIMIT 1),
+               'internal'::"EventChannel", ${DEESCALATE_FIELDS}::jsonb, 'pending', 0, ${now}::timestamptz
+        FROM x
+        WHERE NOT EXISTS (SELECT 1 FROM "RunEvent" p WHERE p."runId" = x."runId" AND (p."status" = 'pending' OR p."name" = 'deescalate'))
+        RETURNING *
+      )
+      SELECT ${Prisma.raw(ENTRY_INPUT_COLUMNS)} FROM e ${Prisma.raw(ENTRY_INPUT_JOINS)}`
+    const byId = new Map(rows.map((r) => [r.id, entryInputOf(r)]))
+    return items.filter((item) => (item.input = byId.get(item.eventId)) !== undefined)
+  }
+
+  /**
+   * The strategy of each grant whose last lease ends and that is applied; the others need no call. A failure only
+   * leaves that run out of the batch.
+   */
+  private async callStrategies(tx: Tx, items: Item[]): Promise<void> {
+    await Promise.all(
+      items.map(async (item) => {
+        try {
+          item.result = await this.deescalateOne(tx, item)
+        } catch (err) {
+          this.logger.warn({ err, runId: item.run.id }, 'a de-escalation in an expiry batch failed; the run\'s job retries it')
+        }
+      }),
+    )
+  }
+
+  private async deescalateOne(tx: Tx, item: Item): Promise<NonNullable<Item['result']>> {
+    const { run, grant, snapshot } = item
+    const others = grant.active - 1
+    if (others > 0 || !grant.applied) {
+      const reason = others > 0 ? `the access stays: ${others} other run(s) still hold it` : 'the access was not in place'
+      return { output: { body: { strategy_called: false, reason }, errors: [] }, verified: null, removed: false }
+    }
+    const { strategy: config, target } = snapshot
+    if (!config || !target) throw new Error('this run has no strategy or target to de-escalate with')
+    const strategy = this.strategies.get(config.type)
+    if (!strategy) throw new Error(`no strategy implementation for type "${config.type}" is installed`)
+    const payload = buildLogEntry(item.input!) as unknown as Record<string, unknown>
+    const subject: Subject = { userId: run.requesterId, email: run.requesterEmail, username: run.requesterUsername }
+    // The budget starts with the call, not while it waits for a slot.
+    const removal = await this.slots.run(() =>
+      strategyPhase('deescalate', this.callTimeoutMs, this.logger, (signal) =>
+        removeAccess(strategy, { strategy: config, target, subject, identity: grant.identity, payload, secrets: this.secrets(run.orgId, tx), signal }),
+      ),
+    )
+    return { ...removal, removed: true }
+  }
+
+  /** Completes the events, ends the leases, removes the grants, moves the runs, then appends the audit entries. */
+  private async record(tx: Tx, items: Item[]): Promise<void> {
+    const now = this.clock()
+    const data = JSON.stringify(
+      items.map((i) => ({
+        eventId: i.eventId,
+        runId: i.run.id,
+        version: i.run.version,
+        leaseId: i.run.leaseId,
+        grantId: i.grant.id,
+        removed: i.result!.removed,
+        output: i.result!.output,
+        verified: i.result!.verified,
+      })),
+    )
+    const [counts] = await tx.$queryRaw<Array<{ completed: number; moved: number; ended: number }>>`
+      WITH d AS (
+        SELECT * FROM jsonb_to_recordset(${data}::jsonb)
+          AS d("eventId" uuid, "runId" uuid, "version" int, "leaseId" uuid, "grantId" uuid, "removed" boolean, "output" jsonb, "verified" boolean)
+      ), e AS (
+        UPDATE "RunEvent" v SET "status" = 'success', "error" = NULL, "output" = d."output", "verified" = d."verified", "attempts" = 1,
+               "completedAt" = ${now}::timestamptz, "notifiedAt" = ${this.announceEvents ? null : now}::timestamptz
+        FROM d WHERE v."id" = d."eventId" AND v."status" = 'pending'
+        RETURNING 1
+      ), l AS (
+        UPDATE "GrantLease" gl SET "endedAt" = ${now}::timestamptz FROM d WHERE gl."id" = d."leaseId" AND gl."endedAt" IS NULL RETURNING 1
+      ), g AS (
+        UPDATE "Grant" g SET "applied" = false, "removedAt" = ${now}::timestamptz, "updatedAt" = ${now}::timestamptz FROM d WHERE g."id" = d."grantId" AND d."removed" RETURNING 1
+      ), m AS (
+        UPDATE "Run" r SET "status" = 'deescalated', "version" = r."version" + 1, "deescalatedAt" = ${now}::timestamptz, "endedAt" = ${now}::timestamptz, "updatedAt" = ${now}::timestamptz
+        FROM d WHERE r."id" = d."runId" AND r."version" = d."version" AND r."status" = 'escalated'
+        RETURNING 1
+      )
+      SELECT (SELECT count(*)::int FROM e) AS "completed", (SELECT count(*)::int FROM m) AS "moved", (SELECT count(*)::int FROM l) AS "ended"`
+    // Every run and event is locked or was created by this transaction: anything short is a bug, and rolls back.
+    if (counts?.completed !== items.length || counts.moved !== items.length || counts.ended !== items.length) {
+      throw new Error(`an expiry batch of ${items.length} recorded ${counts?.completed ?? 0} events, ${counts?.moved ?? 0} runs, ${counts?.ended ?? 0} leases`)
+    }
+    // The entries of the events as now completed: what the pending event's input says, with its new status and time
+    // (nothing else of the event, its run or its actors changed).
+    await this.appendAuditEntries(
+      tx,
+      items.map((i) => ({ ...i.input!, event: { ...i.input!.event, status: 'success' as const, error: null, timestamp: now } })),
+    )
+  }
+
+  /**
+   * The entries of the batch's events, chained after each org's last entry: the heads are locked (in org order), the
+   * hashes computed here as `chainHash` defines them, then the entries inserted and the heads moved in one statement.
+   */
+  private async appendAuditEntries(tx: Tx, inputs: LoadedEntryInput[]): Promise<void> {
+    const orgIds = [...new Set(inputs.map((i) => i.orgId))].sort()
+    const lockHeads = () => tx.$queryRaw<Array<{ orgId: string; seq: bigint; hash: string }>>`
+      SELECT "orgId", "seq", "hash" FROM "AuditChainHead" WHERE "orgId" = ANY(${orgIds}::uuid[]) ORDER BY "orgId" FOR UPDATE`
+    let heads = await lockHeads()
+    if (heads.length < orgIds.length) {
+      // An org's first entries (its runs were escalated before the chain existed): its head starts at genesis.
+      await tx.$executeRaw`INSERT INTO "AuditChainHead" ("orgId", "seq", "hash") SELECT unnest(${orgIds}::uuid[]), 0, ${GENESIS_HASH} ON CONFLICT DO NOTHING`
+      heads = await lockHeads()
+    }
+    const chain = new Map(heads.map((h) => [h.orgId, { seq: Number(h.seq), hash: h.hash }]))
+    const rows = inputs.map((input) => {
+      const head = chain.get(input.orgId)!
+      const entry = buildLogEntry(input)
+      const hash = chainHash(head.hash, entry)
+      const row = {
+        id: entry.id,
+        orgId: input.orgId,
+        seq: head.seq + 1,
+        runId: input.run.id,
+        eventId: input.event.id,
+        flowId: input.flowId,
+        userId: input.event.actor?.id ?? null,
+        eventType: input.event.name,
+        timestamp: input.event.timestamp.toISOString(),
+        entry,
+        prevHash: head.hash,
+        hash,
+      }
+      chain.set(input.orgId, { seq: row.seq, hash })
+      return row
+    })
+    const moved = join(
+      [...chain].map(([orgId, h]) => sql`(${orgId}::uuid, ${h.seq}::bigint, ${h.hash})`),
+      ', ',
+    )
+    await tx.$executeRaw`
+      WITH x AS (SELECT * FROM jsonb_to_recordset(${JSON.stringify(rows)}::jsonb) 
+        AS x("id" uuid, "orgId" uuid, "seq" bigint, "runId" uuid, "eventId" uuid, "flowId" uuid, "userId" uuid, "eventType" text,
+             "timestamp" timestamptz, "entry" jsonb, "prevHash" text, "hash" text)),
+      ins AS (
+        INSERT INTO "AuditEntry" ("id", "orgId", "seq", "runId", "eventId", "flowId", "userId", "eventType", "timestamp", "entry", "prevHash", "hash")
+        SELECT "id", "orgId", "seq", "runId", "eventId", "flowId", "userId", "eventType", "timestamp", "entry", "prevHash", "hash" FROM x
+        RETURNING 1
+      )
+      UPDATE "AuditChainHead" h SET "seq" = v."seq", "hash" = v."hash" FROM (VALUES ${moved}) AS v("orgId", "seq", "hash") WHERE h."orgId" = v."orgId"`
+  }
+
+  /** The de-escalated runs' scheduled jobs are not needed any more; their events are announced. */
+  private async afterCommit(done: Batch['done']): Promise<void> {
+    // A job that is running cannot be removed: it finds its run de-escalated and does nothing. An event nobody heard
+    // about is re-driven by the reconciler.
+    await Promise.all([
+      ...done.map(({ runId }) => this.queues.cancelDeescalation(runId).catch(() => undefined)),
+      ...(this.announceEvents ? done.map(({ eventId }) => this.queues.enqueueNotifyEvent(eventId).catch((err: unknown) => this.logger.warn({ err, eventId }, 'could not announce the event'))) : []),
+    ])
+  }
+}
+
+/** At most `size` calls at once; the others wait in order. */
+class Slots {
+  private free: number
+  private readonly waiting: Array<() => void> = []
+
+  constructor(size: number) {
+    this.free = Math.max(1, size)
+  }
+
+  async run<T>(fn: () => Promise<T>): Promise<T> {
+    if (this.free > 0) this.free--
+    else await new Promise<void>((resolve) => this.waiting.push(resolve))
+    try {
+      return await fn()
+    } finally {
+      // The slot passes to the next waiter, or is freed.
+      const next = this.waiting.shift()
+      if (next) next()
+      else this.free++
+    }
+  }
+}
