@@ -11,7 +11,8 @@
  *    the blob into a copy of this node binary (`process.execPath`) behind the SEA fuse. `--code-cache` makes the
  *    previous kind instead: `src/main.ts` with V8's code cache (`useCodeCache`), which loads everything at start.
  * 3. The executable goes to `dist/terraform-mirror/<host>/<namespace>/<type>/<version>/<os>_<arch>/` (Terraform's
- *    unpacked mirror layout) and `dist/terraform.rc` points Terraform at the mirror for `symopsio/sym` only, so that
+ *    unpacked mirror layout) with, except on Windows, the launcher Terraform runs (see {@link LAUNCHER}), and
+ *    `dist/terraform.rc` points Terraform at the mirror for `symopsio/sym` only, so that
  *    `TF_CLI_CONFIG_FILE=dist/terraform.rc terraform init` installs it with no network.
  * 4. It launches the executable (and the plain bundle, for comparison) the way Terraform does and prints the time
  *    from spawn to the handshake line.
@@ -67,11 +68,59 @@ export function terraformPlatform(platform: string = process.platform, arch: str
   return `${os}_${cpu}`
 }
 
-/** Where the executable goes in the mirror: `<host>/<namespace>/<type>/<version>/<os>_<arch>/terraform-provider-<type>_v<version>`. */
+/**
+ * What Terraform runs, in the mirror: `<host>/<namespace>/<type>/<version>/<os>_<arch>/terraform-provider-<type>_v<version>`.
+ * On Windows the single executable itself; elsewhere the launcher ({@link LAUNCHER}) that starts it.
+ */
 export function mirrorExecutable(version: string = providerVersion(), platform: string = terraformPlatform()): string {
   const type = PROVIDER_ADDRESS.split('/').at(-1)!
   const suffix = platform.startsWith('windows_') ? '.exe' : ''
   return join(MIRROR_DIR, PROVIDER_ADDRESS, version, platform, `terraform-provider-${type}_v${version}${suffix}`)
+}
+
+/** The single executable: {@link mirrorExecutable} on Windows, else the file beside the launcher that it starts. */
+export function mirrorBinary(version: string = providerVersion(), platform: string = terraformPlatform()): string {
+  const executable = mirrorExecutable(version, platform)
+  return usesLauncher(platform) ? join(dirname(executable), LAUNCHED_BINARY) : executable
+}
+
+/** No /bin/sh on Windows: there Terraform runs the single executable itself (and NODE_OPTIONS reaches it). */
+const usesLauncher = (platform: string): boolean => !platform.startsWith('windows_')
+
+/** The single executable's name beside the launcher: Terraform runs the one file named `terraform-provider-<type>…`. */
+const LAUNCHED_BINARY = 'sym-provider.bin'
+
+/**
+ * The launcher Terraform runs (a POSIX shell script; `exec` keeps the process Terraform started). Node reads two
+ * variables before any JavaScript, and the provider must not inherit them from the user's shell:
+ * - NODE_OPTIONS: a startup snapshot loads only under the V8 flags it was made with (none), so a user's
+ *   `--max-old-space-size=…` would stop every provider process ("Invalid snapshot data in single executable").
+ * - NODE_EXTRA_CA_CERTS: Node parses that file and its own ~140 root certificates at every start, 40–50 ms of each
+ *   of the 3–5 provider processes of a command. It is passed on as SYM_PROVIDER_EXTRA_CA_CERTS instead, and the
+ *   provider adds those certificates when it first connects to an HTTPS API (src/connection.ts); most of its
+ *   processes never do.
+ */
+export const LAUNCHER = `#!/bin/sh
+# Written by \`npm run build:provider\`: starts ${LAUNCHED_BINARY}, the sym provider, with neither the user's NODE_OPTIONS
+# (its V8 startup snapshot loads only under the flags it was built with) nor NODE_EXTRA_CA_CERTS (which Node would
+# parse at every start; the provider reads SYM_PROVIDER_EXTRA_CA_CERTS when it first connects to an HTTPS API).
+unset NODE_OPTIONS
+if [ -n "\${NODE_EXTRA_CA_CERTS-}" ]; then
+  SYM_PROVIDER_EXTRA_CA_CERTS=$NODE_EXTRA_CA_CERTS
+  export SYM_PROVIDER_EXTRA_CA_CERTS
+  unset NODE_EXTRA_CA_CERTS
+fi
+case $0 in
+  */*) exec "\${0%/*}/${LAUNCHED_BINARY}" "$@" ;;
+  *) exec "$(dirname "$(command -v "$0")")/${LAUNCHED_BINARY}" "$@" ;;
+esac
+`
+
+/** Writes the launcher unless it is there already with that content (its checksum is part of the package's). */
+function writeLauncher(path: string): void {
+  if (existsSync(path) && readFileSync(path, 'utf8') === LAUNCHER) return
+  writeFileSync(path, LAUNCHER, { mode: 0o755 })
+  chmodSync(path, 0o755)
 }
 
 /** The CLI configuration: this provider from the mirror, every other provider from its registry as usual. */
@@ -294,7 +343,10 @@ export interface BuildOptions {
 export interface BuildResult {
   readonly version: string
   readonly platform: string
+  /** What Terraform runs: the launcher, or on Windows the single executable. */
   readonly executable: string
+  /** The single executable. */
+  readonly binary: string
   readonly cliConfig: string
   readonly mirrorDir: string
   /** The plain bundle of src/main.ts (what `node` can run). */
@@ -337,6 +389,7 @@ export async function buildProvider(options: BuildOptions = {}): Promise<BuildRe
   const version = providerVersion()
   const platform = terraformPlatform()
   const executable = mirrorExecutable(version, platform)
+  const binary = mirrorBinary(version, platform)
   const show = (path: string) => relative(REPO_ROOT, path)
   mkdirSync(BUILD_DIR, { recursive: true })
 
@@ -350,7 +403,7 @@ export async function buildProvider(options: BuildOptions = {}): Promise<BuildRe
 
   const stampPath = join(BUILD_DIR, 'build.json')
   const stamp = readStamp(stampPath)
-  const current = existsSync(executable) ? statSync(executable) : undefined
+  const current = existsSync(binary) ? statSync(binary) : undefined
   const reused =
     options.force !== true &&
     current !== undefined &&
@@ -358,20 +411,20 @@ export async function buildProvider(options: BuildOptions = {}): Promise<BuildRe
     stamp.startup === startup &&
     stamp.node === process.version &&
     stamp.nodeBytes === statSync(process.execPath).size &&
-    stamp.executable === executable &&
+    stamp.executable === binary &&
     stamp.executableBytes === current.size &&
     stamp.executableMtimeMs === current.mtimeMs
 
   let blobMs: number | undefined
   let injectMs: number | undefined
   if (reused) {
-    log(`executable  ${show(executable)}: ${mb(current.size)}, kept: same bundle and node as it was made from (--force to remake)`)
+    log(`executable  ${show(binary)}: ${mb(current.size)}, kept: same bundle and node as it was made from (--force to remake)`)
   } else {
     rmSync(stampPath, { force: true })
-    const made = await singleExecutable(executableBundle.path, executable, startup)
+    const made = await singleExecutable(executableBundle.path, binary, startup)
     blobMs = made.blobMs
     injectMs = made.injectMs
-    const file = statSync(executable)
+    const file = statSync(binary)
     writeFileSync(
       stampPath,
       JSON.stringify(
@@ -380,7 +433,7 @@ export async function buildProvider(options: BuildOptions = {}): Promise<BuildRe
           startup,
           node: process.version,
           nodeBytes: statSync(process.execPath).size,
-          executable,
+          executable: binary,
           executableBytes: file.size,
           executableMtimeMs: file.mtimeMs,
         } satisfies Stamp,
@@ -390,7 +443,11 @@ export async function buildProvider(options: BuildOptions = {}): Promise<BuildRe
     )
     log(`SEA blob    ${kb(made.blobBytes)} with ${startup === 'snapshot' ? 'startup snapshot' : 'code cache'} in ${ms(blobMs)} (node ${process.version}, ${process.execPath})`)
     for (const note of made.notes) log(`            ${note}`)
-    log(`executable  ${show(executable)}: ${mb(file.size)}, injected in ${ms(injectMs)}${made.stripped ? ' (node without its symbol tables)' : ''}`)
+    log(`executable  ${show(binary)}: ${mb(file.size)}, injected in ${ms(injectMs)}${made.stripped ? ' (node without its symbol tables)' : ''}`)
+  }
+  if (binary !== executable) {
+    writeLauncher(executable)
+    log(`launcher    ${show(executable)}: what Terraform runs (starts ${basename(binary)} without NODE_OPTIONS and NODE_EXTRA_CA_CERTS)`)
   }
   writeFileSync(CLI_CONFIG, cliConfig())
   log(`CLI config  ${show(CLI_CONFIG)} (filesystem mirror ${show(MIRROR_DIR)} for ${PROVIDER_ADDRESS})`)
@@ -419,7 +476,8 @@ export async function buildProvider(options: BuildOptions = {}): Promise<BuildRe
     bundle: bundled,
     executableBundle,
     startup,
-    executableBytes: statSync(executable).size,
+    binary,
+    executableBytes: statSync(binary).size,
     reused,
     timings: { bundleMs, ...(blobMs === undefined ? {} : { blobMs }), ...(injectMs === undefined ? {} : { injectMs }), totalMs },
     ...(handshake ? { handshake } : {}),

@@ -3,6 +3,7 @@
  * environment variable named by `jwt_env_var` (default `SYM_JWT`), else from the `symflow` config file, whose
  * `org` must then match the provider's `org` (unless `SYM_TF_SKIP_VALIDATION` is set).
  */
+import { readFileSync } from 'node:fs'
 import type { Agent, ClientRequest, IncomingMessage, RequestOptions } from 'node:http'
 import { join } from 'node:path'
 import { DEFAULT_API_URL } from '@opensym/provider-schema'
@@ -102,11 +103,39 @@ const clients = new Map<'http:' | 'https:', Promise<HttpClient>>()
 function clientFor(protocol: 'http:' | 'https:'): Promise<HttpClient> {
   let client = clients.get(protocol)
   if (!client) {
-    const load = protocol === 'https:' ? import('node:https') : import('node:http')
-    client = load.then((m) => ({ request: m.request, agent: new m.Agent({ keepAlive: true }) }))
+    client =
+      protocol === 'https:'
+        ? Promise.all([import('node:https'), import('node:tls')]).then(([https, tls]) => {
+            const extra = extraCertificateAuthorities(process.env)
+            // Node's default trust plus the extra certificates, as NODE_EXTRA_CA_CERTS would make it; one context for
+            // every connection of the agent (a `ca` option would make one, parsing every certificate, per connection).
+            const secureContext = extra ? tls.createSecureContext({ ca: [...tls.rootCertificates, extra] }) : undefined
+            return { request: https.request, agent: new https.Agent({ keepAlive: true, ...(secureContext ? { secureContext } : {}) }) }
+          })
+        : import('node:http').then((http) => ({ request: http.request, agent: new http.Agent({ keepAlive: true }) }))
     clients.set(protocol, client)
   }
   return client
+}
+
+/**
+ * The PEM certificates of NODE_EXTRA_CA_CERTS, which the packaged provider's launcher passes on as
+ * SYM_PROVIDER_EXTRA_CA_CERTS so that Node does not parse them at the start of every provider process (see
+ * LAUNCHER in scripts/build.ts). Unset: none (a provider run by node itself has Node apply NODE_EXTRA_CA_CERTS).
+ * A file that cannot be read is skipped with a warning, as Node does.
+ */
+export function extraCertificateAuthorities(
+  env: Readonly<Record<string, string | undefined>>,
+  readFile: (path: string) => string = (path) => readFileSync(path, 'utf8'),
+): string | undefined {
+  const path = env.SYM_PROVIDER_EXTRA_CA_CERTS
+  if (!path) return undefined
+  try {
+    return readFile(path)
+  } catch (error) {
+    process.emitWarning(`Ignoring extra certs from \`${path}\`, load failed: ${error instanceof Error ? error.message : String(error)}`)
+    return undefined
+  }
 }
 
 /** As Node's fetch (undici): 10 s to connect, 300 s without a byte of the response. */

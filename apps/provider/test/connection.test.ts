@@ -1,7 +1,12 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { createServer, type IncomingMessage, type Server } from 'node:http'
+import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https'
 import type { AddressInfo } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { generateServerCertificate, type ServerCertificate } from '@opensym/tfplugin/transport'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { ConnectionError, nodeFetch, resolveConnection, symflowConfigPath } from '../src/connection.js'
+import { ConnectionError, extraCertificateAuthorities, nodeFetch, resolveConnection, symflowConfigPath } from '../src/connection.js'
 
 const HOME = '/home/dev'
 const files = (content: Record<string, string>) => (p: string) => content[p]
@@ -111,5 +116,50 @@ describe('nodeFetch (the API calls, on node:http)', () => {
     const failure = await nodeFetch(`${closed}/entities`).catch((e: unknown) => e)
     expect(failure).toBeInstanceOf(TypeError)
     expect(failure).toMatchObject({ message: 'fetch failed', cause: { code: 'ECONNREFUSED' } })
+  })
+})
+
+describe('nodeFetch over HTTPS, with the certificates the launcher passes on', () => {
+  const servers: HttpsServer[] = []
+  let dir: string
+  afterAll(() => {
+    for (const s of servers) s.close()
+    if (dir) rmSync(dir, { recursive: true, force: true })
+  })
+
+  async function httpsServer(certificate: ServerCertificate): Promise<string> {
+    const server = createHttpsServer({ key: certificate.keyPem, cert: certificate.certPem }, (_req, res) => res.end('ok'))
+    servers.push(server)
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+    return `https://127.0.0.1:${(server.address() as AddressInfo).port}/`
+  }
+
+  it('trusts the certificates of SYM_PROVIDER_EXTRA_CA_CERTS besides the default ones, and no others', async () => {
+    const trusted = generateServerCertificate()
+    dir = mkdtempSync(join(tmpdir(), 'opensym-ca-'))
+    const file = join(dir, 'extra.pem')
+    writeFileSync(file, trusted.certPem)
+    const previous = process.env.SYM_PROVIDER_EXTRA_CA_CERTS
+    process.env.SYM_PROVIDER_EXTRA_CA_CERTS = file
+    try {
+      const res = await nodeFetch(await httpsServer(trusted))
+      expect(res.status).toBe(200)
+      expect(await res.text()).toBe('ok')
+      const refused = await nodeFetch(await httpsServer(generateServerCertificate())).catch((e: unknown) => e)
+      expect(refused).toBeInstanceOf(TypeError)
+      expect(String((refused as TypeError).cause)).toMatch(/self[- ]signed/i)
+    } finally {
+      if (previous === undefined) delete process.env.SYM_PROVIDER_EXTRA_CA_CERTS
+      else process.env.SYM_PROVIDER_EXTRA_CA_CERTS = previous
+    }
+  })
+
+  it('reads nothing without the variable, and skips a file it cannot read', () => {
+    expect(extraCertificateAuthorities({}, () => 'unused')).toBeUndefined()
+    expect(extraCertificateAuthorities({ SYM_PROVIDER_EXTRA_CA_CERTS: '/ca.pem' }, (p) => `pem of ${p}`)).toBe('pem of /ca.pem')
+    const missing = () => {
+      throw new Error('ENOENT')
+    }
+    expect(extraCertificateAuthorities({ SYM_PROVIDER_EXTRA_CA_CERTS: '/nope.pem' }, missing)).toBeUndefined()
   })
 })

@@ -6,9 +6,9 @@
 import { execFile, spawnSync } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { basename, dirname, join } from 'node:path'
 import { promisify } from 'node:util'
-import { buildProvider, CLI_CONFIG, MIRROR_DIR, providerVersion, REPO_ROOT, terraformPlatform, type BuildResult } from '../scripts/build.js'
+import { buildProvider, CLI_CONFIG, LAUNCHER, MIRROR_DIR, pluginEnvironment, providerVersion, REPO_ROOT, terraformPlatform, timeHandshake, type BuildResult } from '../scripts/build.js'
 import { buildApp } from '@opensym/api'
 import { createDb, type Db } from '@opensym/db'
 import { createTestOrg, type TestOrg } from '@opensym/testing'
@@ -96,6 +96,18 @@ describe('build:provider', () => {
     expect(bare.stderr).toContain('This binary is a plugin')
   })
 
+  it("starts whatever the user's NODE_OPTIONS and NODE_EXTRA_CA_CERTS are (the launcher keeps them from Node)", async () => {
+    if (process.platform === 'win32') return // no launcher there
+    expect(readFileSync(built.executable, 'utf8')).toBe(LAUNCHER)
+    expect(built.binary).toBe(join(dirname(built.executable), 'sym-provider.bin'))
+    // A V8 flag in NODE_OPTIONS would make the startup snapshot unloadable; a missing CA file would make Node warn.
+    const env = { ...process.env, ...pluginEnvironment(), NODE_OPTIONS: '--max-old-space-size=512', NODE_EXTRA_CA_CERTS: join(home, 'no-such-ca.pem') }
+    const { line } = await timeHandshake(built.executable, [], env)
+    expect(line).toMatch(/^1\|6\|tcp\|127\.0\.0\.1:\d+\|grpc\|/)
+    // Run as the single executable itself, the same variables stop it before its handshake.
+    await expect(timeHandshake(built.binary, [], env)).rejects.toThrow(/snapshot/i)
+  })
+
   it('terraform init installs it from the mirror with no network, then applies and destroys with it', async () => {
     const dir = mkdtempSync(join(home, 'config-'))
     writeFileSync(
@@ -109,7 +121,8 @@ describe('build:provider', () => {
     expect(init.stdout).toContain(`- Installed symopsio/sym v${version} (unauthenticated)`)
     expect(init.stdout).toContain('Terraform has been successfully initialized!')
     const installed = join(dir, '.terraform/providers/registry.terraform.io/symopsio/sym', version, terraformPlatform(), `terraform-provider-sym_v${version}`)
-    expect(statSync(installed).size).toBe(built.executableBytes)
+    expect(readFileSync(installed, 'utf8')).toBe(readFileSync(built.executable, 'utf8'))
+    expect(statSync(join(dirname(installed), basename(built.binary))).size).toBe(built.executableBytes)
     expect(readFileSync(join(dir, '.terraform.lock.hcl'), 'utf8')).toMatch(new RegExp(`provider "registry.terraform.io/symopsio/sym" \\{\\n  version = "${version.replace(/\./g, '\\.')}"`))
     expect((await terraform(dir, 'version')).stdout).toContain(`+ provider registry.terraform.io/symopsio/sym v${version}`)
 
