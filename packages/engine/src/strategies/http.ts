@@ -15,6 +15,8 @@
  * The http target cannot be read back: no `isGranted`.
  */
 import { createHmac } from 'node:crypto'
+import { Agent as HttpAgent, request as httpRequest, type IncomingHttpHeaders } from 'node:http'
+import { Agent as HttpsAgent, request as httpsRequest } from 'node:https'
 import { RetryableStrategyError, StrategyError, type Strategy, type StrategyCall, type StrategyOutput } from '../strategy.js'
 
 export const HTTP_USER_AGENT = 'OpenSym-HTTP-Strategy/1'
@@ -37,8 +39,6 @@ export interface HttpStrategyOptions {
   readonly defaultTimeoutMs?: number
   /** The clock for `X-Sym-Timestamp` and HTTP-date `Retry-After` values. */
   readonly now?: () => number
-  /** The fetch to use. Default the global (undici) fetch. */
-  readonly fetch?: typeof fetch
 }
 
 /** The signature of a body at a time: `sha256=<hex HMAC-SHA256(secret, "<timestamp>.<body>")>`. */
@@ -103,26 +103,44 @@ const excerpt = (text: string) => {
   return flat.length > EXCERPT_CHARS ? `${flat.slice(0, EXCERPT_CHARS)}…` : flat
 }
 
-/** Reads at most `limit` bytes of a body; the rest is discarded. */
-async function readText(res: Response, limit: number): Promise<{ text: string; truncated: boolean }> {
-  if (!res.body) return { text: '', truncated: false }
-  const reader = res.body.getReader()
-  const chunks: Uint8Array[] = []
-  let size = 0
-  let truncated = false
-  for (;;) {
-    const { done, value } = await reader.read()
-    if (done) break
-    chunks.push(value)
-    size += value.byteLength
-    if (size > limit) {
-      truncated = true
-      await reader.cancel().catch(() => undefined)
-      break
-    }
-  }
-  const text = new TextDecoder().decode(Buffer.concat(chunks).subarray(0, limit))
-  return { text, truncated }
+interface Reply {
+  readonly status: number
+  readonly headers: IncomingHttpHeaders
+  readonly text: string
+  /** The body was larger than the limit; only its start was read. */
+  readonly truncated: boolean
+}
+
+/**
+ * POSTs `body` over node:http(s) with keep-alive agents (a third of fetch's CPU per call: expiries come in bursts of
+ * thousands) and reads at most `limit` bytes of the reply; the rest is discarded. Redirects are not followed.
+ */
+function post(agents: { http: HttpAgent; https: HttpsAgent }, url: URL, headers: Record<string, string>, body: string, signal: AbortSignal, limit: number): Promise<Reply> {
+  const https = url.protocol === 'https:'
+  return new Promise<Reply>((resolve, reject) => {
+    const req = (https ? httpsRequest : httpRequest)(
+      url,
+      { method: 'POST', headers: { ...headers, 'content-length': String(Buffer.byteLength(body)) }, agent: https ? agents.https : agents.http, signal },
+      (res) => {
+        const chunks: Buffer[] = []
+        let size = 0
+        const done = (truncated: boolean) => resolve({ status: res.statusCode ?? 502, headers: res.headers, text: Buffer.concat(chunks).subarray(0, limit).toString('utf8'), truncated })
+        res.on('data', (chunk: Buffer) => {
+          chunks.push(chunk)
+          size += chunk.byteLength
+          if (size > limit) {
+            // Enough: the socket goes (it cannot be reused with a reply half read).
+            res.destroy()
+            done(true)
+          }
+        })
+        res.on('end', () => done(false))
+        res.on('error', reject)
+      },
+    )
+    req.on('error', reject)
+    req.end(body)
+  })
 }
 
 const isPlainObject = (v: unknown): v is Record<string, unknown> => !!v && typeof v === 'object' && !Array.isArray(v)
@@ -173,9 +191,9 @@ function causeText(error: unknown): string {
 export function createHttpStrategy(options: HttpStrategyOptions = {}): Strategy {
   const defaultTimeoutMs = options.defaultTimeoutMs ?? DEFAULT_TIMEOUT_SECONDS * 1000
   const now = options.now ?? Date.now
-  const doFetch = options.fetch ?? fetch
+  const agents = { http: new HttpAgent({ keepAlive: true }), https: new HttpsAgent({ keepAlive: true }) }
 
-  async function post(step: 'escalate' | 'deescalate', call: StrategyCall): Promise<StrategyOutput> {
+  async function send(step: 'escalate' | 'deescalate', call: StrategyCall): Promise<StrategyOutput> {
     const settings = readSettings(call, defaultTimeoutMs)
     const rawBody = JSON.stringify(call.payload)
     const headers: Record<string, string> = {
@@ -210,29 +228,25 @@ export function createHttpStrategy(options: HttpStrategyOptions = {}): Strategy 
       throw new RetryableStrategyError(`${where}: ${causeText(error)}`, undefined, { cause: error })
     }
 
-    let res: Response
+    let reply: Reply
     try {
-      res = await doFetch(settings.url, { method: 'POST', headers, body: rawBody, signal, redirect: 'manual' })
+      reply = await post(agents, settings.url, headers, rawBody, signal, MAX_RESPONSE_BYTES)
     } catch (error) {
       return failed(error)
     }
-    let text: string
-    let truncated: boolean
-    try {
-      ;({ text, truncated } = await readText(res, MAX_RESPONSE_BYTES))
-    } catch (error) {
-      return failed(error)
+    const { status, text, truncated } = reply
+    const header = (name: string) => {
+      const v = reply.headers[name]
+      return Array.isArray(v) ? v.join(', ') : v
     }
-
-    const status = res.status
     if (status >= 200 && status < 300) return successOutput(step, text, truncated)
     const detail = text.trim() ? `: ${excerpt(text)}` : ''
     if (status === 408 || status === 429 || status >= 500) {
-      const retryAfterMs = parseRetryAfter(res.headers.get('retry-after'), now())
+      const retryAfterMs = parseRetryAfter(header('retry-after'), now())
       throw new RetryableStrategyError(`${where}: HTTP ${status}${detail}`, retryAfterMs)
     }
     if (status >= 300 && status < 400) {
-      const location = res.headers.get('location')
+      const location = header('location')
       throw new StrategyError(`${where}: HTTP ${status} redirect${location ? ` to ${location}` : ''}; redirects are not followed, set settings.url to the final URL`)
     }
     throw new StrategyError(`${where}: HTTP ${status}${detail}`)
@@ -243,8 +257,8 @@ export function createHttpStrategy(options: HttpStrategyOptions = {}): Strategy 
     async identity(call) {
       return call.subject.email || call.subject.username
     },
-    escalate: (call) => post('escalate', call),
-    deescalate: (call) => post('deescalate', call),
+    escalate: (call) => send('escalate', call),
+    deescalate: (call) => send('deescalate', call),
   }
 }
 
