@@ -20,6 +20,11 @@ export const ApiConfigSchema = Type.Object({
     description: 'LOG_LEVEL: pino log level.',
   }),
   dbPoolSize: Type.Integer({ minimum: 1, default: 10, description: 'DB_POOL_SIZE: PostgreSQL connections per process.' }),
+  dbPreparedStatements: Type.Boolean({
+    default: true,
+    description:
+      'DB_PREPARED_STATEMENTS: prepare each distinct statement once per connection (less PostgreSQL CPU per request); false behind a pooler in transaction mode that does not track prepared statements (PgBouncer before 1.21).',
+  }),
   queuePrefix: Type.String({
     minLength: 1,
     pattern: '^[A-Za-z0-9_-]+$',
@@ -58,6 +63,7 @@ const ENV_NAMES: Record<keyof ApiConfig, string> = {
   slackApiUrl: 'SLACK_API_URL',
   publicUrl: 'PUBLIC_URL',
   metricsEnabled: 'METRICS_ENABLED',
+  dbPreparedStatements: 'DB_PREPARED_STATEMENTS',
 }
 
 /** Reads the configuration from environment variables; throws one line per bad variable. */
@@ -67,7 +73,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ApiConfig {
     const v = env[name]
     if (v === undefined || v === '') continue
     if (key === 'requestExpirySeconds') raw[key] = durationSeconds(v) ?? v
-    else if (key === 'metricsEnabled') raw[key] = /^(true|1)$/i.test(v) ? true : /^(false|0)$/i.test(v) ? false : v
+    else if (key === 'metricsEnabled' || key === 'dbPreparedStatements') raw[key] = /^(true|1)$/i.test(v) ? true : /^(false|0)$/i.test(v) ? false : v
     else raw[key] = /^\d+$/.test(v) && (key === 'port' || key === 'dbPoolSize') ? Number(v) : v
   }
   const withDefaults = Value.Default(ApiConfigSchema, raw)

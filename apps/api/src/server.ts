@@ -11,7 +11,7 @@ async function main(): Promise<void> {
   const config = loadConfig()
   // OpenTelemetry SDK only when OTEL_EXPORTER_OTLP_ENDPOINT is set; spans are no-ops otherwise.
   const tracing = await startTracingFromEnv('opensym-api')
-  const db = createDb(config.databaseUrl, { poolSize: config.dbPoolSize })
+  const db = createDb(config.databaseUrl, { poolSize: config.dbPoolSize, preparedStatements: config.dbPreparedStatements })
   const redis = new Redis(config.redisUrl, { lazyConnect: true, maxRetriesPerRequest: 2 })
   const app = await buildApp({ config, db, redis })
   await redis.connect()
