@@ -26,6 +26,8 @@
 //   BENCH_LOAD_APPROVAL=hook       hook: the auto-approving flow (through the API while the engine runs no hooks);
 //                                   api: a flow without implementation code, approved through the API (the cost of
 //                                   the sandbox shows as the difference)
+//   BENCH_LOAD_TOP=n               also print the n statements with the most PostgreSQL time and the n most frequent
+//                                   Redis commands, over all levels (where the round trips go)
 //   WORKER_CONCURRENCY, WORKER_DB_POOL_SIZE, DB_POOL_SIZE …   passed through to the worker and the API
 
 import { readFileSync, readdirSync } from 'node:fs';
@@ -57,6 +59,24 @@ export function settings() {
 }
 
 /** Counters of the section's database and Redis (see the header). */
+/** The statements with the most PostgreSQL time and the most frequent Redis commands (BENCH_LOAD_TOP), per run. */
+async function printTop(observer, redis, dbName, n, runs) {
+  const { rows } = await observer.query(
+    `SELECT calls, total_exec_time + total_plan_time AS ms, regexp_replace(query, '\\s+', ' ', 'g') AS query FROM pg_stat_statements
+     WHERE dbid = (SELECT oid FROM pg_database WHERE datname = $1) ORDER BY total_exec_time + total_plan_time DESC LIMIT $2`,
+    [dbName, n],
+  );
+  console.log(`top ${n} statements by PostgreSQL time (calls/run, ms/run), over ${runs} runs:`);
+  for (const r of rows) console.log(`  ${fmt(Number(r.calls) / runs, 2).padStart(6)}  ${fmt(Number(r.ms) / runs, 2).padStart(6)}  ${r.query.slice(0, 200)}`);
+  const commands = [];
+  for (const line of (await redis.info('commandstats')).split('\n')) {
+    const m = /^cmdstat_([^:]+):calls=(\d+)/.exec(line.trim());
+    if (m) commands.push([m[1], Number(m[2])]);
+  }
+  commands.sort((a, b) => b[1] - a[1]);
+  console.log(`top ${n} Redis commands (calls/run): ${commands.slice(0, n).map(([c, k]) => `${c} ${fmt(k / runs, 1)}`).join(', ')}`);
+}
+
 async function counters(observer, redis, dbName) {
   await observer.query('SELECT pg_stat_clear_snapshot()');
   const { rows: [pgRow] } = await observer.query(
@@ -230,6 +250,8 @@ export async function run(stack, cfg) {
     const logs = workerLogLines(ctx);
     if (logs.length) console.log(`worker log (warn/error, most frequent): ${logs.map(([m, c]) => `×${c} ${m}`).join(' | ')}`);
     if (cfg.quick) console.log('(BENCH_QUICK: short levels, indicative only)');
+    const top = Number(process.env.BENCH_LOAD_TOP || 0);
+    if (top > 0) await printTop(observer, redis, ctx.dbName, top, results.reduce((n, l) => n + l.count, 0));
   } finally {
     redis?.disconnect();
     await observer?.end().catch(() => {});

@@ -42,7 +42,7 @@ export interface ExpirySweeperOptions {
   readonly clock?: Clock
   /** Whether completed events are announced (a notify-event job each); false marks them notified. Default true. */
   readonly announceEvents?: boolean
-  /** Runs per transaction. Default 100. */
+  /** Runs per transaction. Default 200. */
   readonly batchSize?: number
   /** Batches in progress at once (each its own transaction; they claim different runs). Default 4. */
   readonly parallelBatches?: number
@@ -87,6 +87,9 @@ interface Item {
   result?: { output: StrategyOutput; verified: boolean | null; removed: boolean }
 }
 
+/** Which due runs a batch claims: any, or those of one share of the grants (`hash(grant) mod of = index`). */
+type Lane = 'all' | { readonly index: number; readonly of: number }
+
 /** What a batch did: the runs it de-escalated (with their events), the runs it left, how many it claimed. */
 interface Batch {
   readonly done: ReadonlyArray<{ readonly runId: string; readonly eventId: string }>
@@ -122,7 +125,7 @@ export class ExpirySweeper {
     this.logger = o.logger ?? silentLogger
     this.clock = o.clock ?? systemClock
     this.announceEvents = o.announceEvents ?? true
-    this.batchSize = o.batchSize ?? 100
+    this.batchSize = o.batchSize ?? 200
     this.parallelBatches = o.parallelBatches ?? 4
     this.slots = new Slots(o.callConcurrency ?? 50)
     this.callTimeoutMs = o.callTimeoutMs ?? 5000
@@ -142,31 +145,35 @@ export class ExpirySweeper {
     const done = new Set<string>()
     // Runs a batch left to their jobs (locked, flow code, failed call): not claimed again by this sweep.
     const skipped = new Set<string>()
-    // Lanes of batches, one after another each, sharing what they did and skipped. A lane takes only the runs of
-    // its share of the grants: two lanes never hold one grant (a run whose grant is locked is left to its job).
-    const lane = async (index: number) => {
-      for (;;) {
-        let batch: Batch
-        const started = performance.now()
-        try {
-          batch = await this.batch(index, [...skipped])
-        } catch (err) {
-          this.logger.error({ err }, 'an expiry batch failed; its runs are left to their scheduled jobs')
-          return
-        }
-        for (const { runId } of batch.done) done.add(runId)
-        for (const id of batch.skipped) skipped.add(id)
-        if (batch.done.length) await this.afterCommit(batch.done)
-        this.logger.debug({ lane: index, claimed: batch.claimed, done: batch.done.length, skipped: batch.skipped.length, deferred: batch.deferred, ms: Math.round(performance.now() - started) }, 'expiry batch')
-        if (batch.claimed < this.batchSize && batch.deferred === 0) return
+    // One batch of every due run first (usually all there is); then, if more are due, lanes of batches, one after
+    // another each, sharing what they did and skipped. A lane takes only the runs of its share of the grants: two
+    // lanes never hold one grant (a run whose grant is locked is left to its job).
+    const more = async (lane: Lane): Promise<boolean> => {
+      let batch: Batch
+      const started = performance.now()
+      try {
+        batch = await this.batch(lane, [...skipped])
+      } catch (err) {
+        this.logger.error({ err }, 'an expiry batch failed; its runs are left to their scheduled jobs')
+        return false
       }
+      for (const { runId } of batch.done) done.add(runId)
+      for (const id of batch.skipped) skipped.add(id)
+      if (batch.done.length) await this.afterCommit(batch.done)
+      this.logger.debug({ lane, claimed: batch.claimed, done: batch.done.length, skipped: batch.skipped.length, deferred: batch.deferred, ms: Math.round(performance.now() - started) }, 'expiry batch')
+      return batch.claimed === this.batchSize || batch.deferred > 0
     }
-    await Promise.all(Array.from({ length: this.parallelBatches }, (_, index) => lane(index)))
+    if (await more('all')) {
+      const lanes = this.parallelBatches
+      await Promise.all(Array.from({ length: lanes }, async (_, index) => {
+        while (await more({ index, of: lanes }));
+      }))
+    }
     return done
   }
 
   /** One transaction: claim, call, record. */
-  private async batch(lane: number, exclude: string[]): Promise<Batch> {
+  private async batch(lane: Lane, exclude: string[]): Promise<Batch> {
     const now = this.clock()
     return this.db.$transaction(
       async (tx) => {
@@ -207,10 +214,10 @@ export class ExpirySweeper {
   }
 
   /**
-   * Locks up to a batch of due, escalated runs of the lane's grants that hold a lease and have no pending event and
-   * no de-escalate event yet, skipping runs other transactions hold.
+   * Locks up to a batch of due, escalated runs (of the lane's share of the grants) that hold a lease and have no
+   * pending event and no de-escalate event yet, skipping runs other transactions hold.
    */
-  private claim(tx: Tx, now: Date, lane: number, exclude: string[]): Promise<DueRun[]> {
+  private claim(tx: Tx, now: Date, lane: Lane, exclude: string[]): Promise<DueRun[]> {
     return tx.$queryRaw<DueRun[]>`
       SELECT r."id", r."orgId", r."version", r."requesterId", r."snapshot", u."email" AS "requesterEmail", u."username" AS "requesterUsername",
              l."id" AS "leaseId", l."grantId"
@@ -219,7 +226,7 @@ export class ExpirySweeper {
       JOIN "GrantLease" l ON l."runId" = r."id" AND l."endedAt" IS NULL
       WHERE r."status" = 'escalated' AND r."expiresAt" <= ${now}::timestamptz
         ${exclude.length ? sql`AND r."id" <> ALL(${exclude}::uuid[])` : Prisma.empty}
-        ${this.parallelBatches > 1 ? sql`AND abs(hashtext(l."grantId"::text) % ${this.parallelBatches}) = ${lane}` : Prisma.empty}
+        ${lane !== 'all' && lane.of > 1 ? sql`AND abs(hashtext(l."grantId"::text) % ${lane.of}) = ${lane.index}` : Prisma.empty}
         AND NOT EXISTS (SELECT 1 FROM "RunEvent" p WHERE p."runId" = r."id" AND (p."status" = 'pending' OR p."name" = 'deescalate'))
       ORDER BY r."expiresAt"
       LIMIT ${this.batchSize}

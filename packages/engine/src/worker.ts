@@ -50,7 +50,7 @@ export interface EngineWorkerOptions {
   readonly deescalateConcurrency?: number
   /**
    * Due de-escalations recorded per transaction by the expiry sweep a scheduled de-escalation job starts
-   * (expiries.ts). Default 100; 0 turns the sweep off (one job and transaction per run).
+   * (expiries.ts). Default 200; 0 turns the sweep off (one job and transaction per run).
    */
   readonly expiryBatchSize?: number
   /** Attempts of the jobs this worker adds (escalate, de-escalation). Default 8. */
@@ -95,7 +95,7 @@ export async function startEngineWorker(o: EngineWorkerOptions): Promise<EngineW
     // Nobody listens for event notices without a notifier: no notify-event job per event (steps.ts).
     announceEvents: o.notifier !== undefined,
   })
-  const expiryBatchSize = o.expiryBatchSize ?? 100
+  const expiryBatchSize = o.expiryBatchSize ?? 200
   const expiries =
     expiryBatchSize > 0
       ? new ExpirySweeper({
@@ -123,8 +123,11 @@ export async function startEngineWorker(o: EngineWorkerOptions): Promise<EngineW
         case 'event':
           return await steps.processEvent(data.eventId, ctx)
         case 'scheduled': {
-          // Everything due goes in batches first; what the sweep leaves (or a run not due yet) is this job's.
-          if (expiries && ctx.attempt === 1 && (await expiries.sweep()).has(data.runId)) return 'done'
+          // Everything due goes in batches first; what the sweep leaves (or a run not due yet) is this job's. A job
+          // that joined a sweep already past its claims (its run came due meanwhile) takes the next one.
+          if (expiries && ctx.attempt === 1) {
+            for (let sweeps = 0; sweeps < 2; sweeps++) if ((await expiries.sweep()).has(data.runId)) return 'done'
+          }
           return await steps.scheduledDeescalation(data.runId, ctx)
         }
         case 'expire':
