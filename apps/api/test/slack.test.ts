@@ -536,6 +536,56 @@ describe('error logger', () => {
   })
 })
 
+describe('Slack identities', () => {
+  const infoCalls = (id: string) => fake.callsOf('users.info').filter((c) => c.args.user === id).length
+  const identities = (id: string) => db.userIdentity.count({ where: { orgId: org.id, externalUserId: id } })
+  const inAWhile = (ms: number) => new Date(Date.now() + ms)
+
+  it('a stored identity is checked with Slack again after an hour: a member made a Slack guest acts as a guest from then on', async () => {
+    const person = fake.addUser({ teamId: team.id, email: 'sam@example.com', name: 'Sam Staff' })
+    const inst = (await installations.byTeam(team.id))!
+    const client = clients.forToken(inst.token)
+    expect(await resolveSlackActor(db, client, inst, person.id)).toMatchObject({ ok: true, actor: { principal: { role: 'member' } } })
+    expect(await identities(person.id)).toBe(1)
+    person.isRestricted = true
+    // Within the hour the stored identity stands, without asking Slack.
+    const calls = infoCalls(person.id)
+    expect(await resolveSlackActor(db, client, inst, person.id, inAWhile(10 * 60_000))).toMatchObject({ ok: true, actor: { principal: { role: 'member' } } })
+    expect(infoCalls(person.id)).toBe(calls)
+    // After it, Slack is asked: now a guest, and no longer remembered as a member.
+    expect(await resolveSlackActor(db, client, inst, person.id, inAWhile(2 * 3600_000))).toMatchObject({ ok: true, actor: { principal: { role: 'guest' } } })
+    expect(infoCalls(person.id)).toBe(calls + 1)
+    expect(await identities(person.id)).toBe(0)
+    // Deactivated in Slack: refused.
+    person.deleted = true
+    expect(await resolveSlackActor(db, client, inst, person.id, inAWhile(3 * 3600_000))).toMatchObject({ ok: false, reason: 'This Slack user cannot use Sym.' })
+  })
+
+  it('a person still a full member keeps the identity, trusted for another hour', async () => {
+    const person = fake.addUser({ teamId: team.id, email: 'kim@example.com', name: 'Kim Keeper' })
+    const inst = (await installations.byTeam(team.id))!
+    const client = clients.forToken(inst.token)
+    await resolveSlackActor(db, client, inst, person.id)
+    const at = inAWhile(2 * 3600_000)
+    expect(await resolveSlackActor(db, client, inst, person.id, at)).toMatchObject({ ok: true, actor: { principal: { role: 'member' } } })
+    expect((await db.userIdentity.findFirstOrThrow({ where: { orgId: org.id, externalUserId: person.id } })).updatedAt).toEqual(at)
+    const calls = infoCalls(person.id)
+    await resolveSlackActor(db, client, inst, person.id, new Date(at.getTime() + 30 * 60_000))
+    expect(infoCalls(person.id)).toBe(calls)
+  })
+
+  it('user_change drops the identity of someone made a guest at once; a full member’s change keeps it', async () => {
+    const person = fake.addUser({ teamId: team.id, email: 'lee@example.com', name: 'Lee Later' })
+    const inst = (await installations.byTeam(team.id))!
+    await resolveSlackActor(db, clients.forToken(inst.token), inst, person.id)
+    const change = (user: Json, eventId: string) => send(driver.event({ team: team.id, event: { type: 'user_change', user }, eventId }))
+    expect((await change({ id: person.id, team_id: team.id, is_restricted: false, deleted: false }, 'EvU1')).status).toBe(200)
+    expect(await identities(person.id)).toBe(1)
+    expect((await change({ id: person.id, team_id: team.id, is_restricted: true }, 'EvU2')).status).toBe(200)
+    expect(await identities(person.id)).toBe(0)
+  })
+})
+
 describe('Events API', () => {
   it('answers url_verification with the challenge', async () => {
     expect(await send(driver.urlVerification('ch4ll3nge'))).toEqual({ status: 200, body: { challenge: 'ch4ll3nge' } })

@@ -30,7 +30,7 @@ import {
 } from './modals.js'
 import { type BlockActions, type BlockSuggestion, type EventCallback, Interaction, parse, SlashCommand, SlackEvent, type ViewSubmission } from './payloads.js'
 import type { SlackQueue } from './queue.js'
-import { resolveSlackActor, type SlackActor } from './users.js'
+import { forgetSlackUser, resolveSlackActor, type SlackActor } from './users.js'
 
 /** An HTTP answer to Slack, plus work to do once it is sent. */
 export interface SlackReply {
@@ -294,6 +294,9 @@ export class SlackHandlers {
       // Idempotent: a retried delivery (same event_id) finds nothing left to revoke.
       const n = await this.installations.revoke(e.team_id, this.clock())
       this.log.info({ teamId: e.team_id, event: type, eventId: e.event_id, revoked: n }, 'slack installation revoked')
+    } else if (type === 'user_change' && e.event.user) {
+      const dropped = await forgetSlackUser(this.db, e.team_id, e.event.user)
+      if (dropped) this.log.info({ teamId: e.team_id, slackUserId: e.event.user.id, eventId: e.event_id }, 'slack user no longer a full member: identity dropped')
     }
     return { status: 200, body: { ok: true } }
   }

@@ -22,7 +22,7 @@ export function slackManifest(o: ManifestOptions): Record<string, unknown> {
     },
     oauth_config: { redirect_urls: [`${base}/api/v1/slack/oauth/callback`], scopes: { bot: [...BOT_SCOPES] } },
     settings: {
-      event_subscriptions: { request_url: `${base}/api/v1/slack/events`, bot_events: ['app_uninstalled', 'tokens_revoked'] },
+      event_subscriptions: { request_url: `${base}/api/v1/slack/events`, bot_events: ['app_uninstalled', 'tokens_revoked', 'user_change'] },
       interactivity: { is_enabled: true, request_url: `${base}/api/v1/slack/interactions`, message_menu_options_url: `${base}/api/v1/slack/interactions` },
       org_deploy_enabled: false,
       socket_mode_enabled: false,

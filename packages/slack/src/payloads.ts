@@ -71,6 +71,17 @@ export const EventCallback = Type.Object({
   event: Type.Object({
     type: Type.String(),
     tokens: Type.Optional(Type.Object({ oauth: Type.Optional(Type.Array(Type.String())), bot: Type.Optional(Type.Array(Type.String())) })),
+    /** `user_change`: the person as Slack now has them. */
+    user: Type.Optional(
+      Type.Object({
+        id: Id,
+        team_id: Type.Optional(Type.String()),
+        deleted: Type.Optional(Type.Boolean()),
+        is_bot: Type.Optional(Type.Boolean()),
+        is_restricted: Type.Optional(Type.Boolean()),
+        is_ultra_restricted: Type.Optional(Type.Boolean()),
+      }),
+    ),
   }),
 })
 export type EventCallback = Static<typeof EventCallback>

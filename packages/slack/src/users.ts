@@ -3,8 +3,10 @@
  * remembered as a `UserIdentity` (service `slack`, service id = the workspace's team id). A person not yet known is
  * created just in time: as a member when their email domain is one of the org's (the domains of its admins and
  * members), otherwise as a guest. Slack Connect users (another home team) and Slack guests act as guests whatever
- * their stored role, and are looked up every time (their status can change). A Slack Connect account whose email is
- * that of a member or admin of the org is refused: its email is vouched for by another workspace only.
+ * their stored role, and are looked up every time (their status can change). A stored identity is trusted for
+ * {@link SLACK_REVERIFY_MS}, then checked with Slack again at the person's next action; Slack's `user_change` event
+ * (a member made a guest, or deactivated) drops it at once ({@link forgetSlackUser}). A Slack Connect account whose
+ * email is that of a member or admin of the org is refused: its email is vouched for by another workspace only.
  */
 import { isUniqueViolation, type Db } from '@opensym/db'
 import type { Principal } from '@opensym/domain'
@@ -21,7 +23,7 @@ export interface SlackActor {
 
 export type ActorResult = { readonly ok: true; readonly actor: SlackActor } | { readonly ok: false; readonly reason: string }
 
-interface SlackProfile {
+export interface SlackProfile {
   readonly id?: string
   readonly team_id?: string
   readonly deleted?: boolean
@@ -33,26 +35,39 @@ interface SlackProfile {
   readonly profile?: { readonly email?: string; readonly real_name?: string; readonly display_name?: string }
 }
 
+/** How long a stored Slack identity stands before Slack is asked again whether the person is still a full member. */
+export const SLACK_REVERIFY_MS = 60 * 60_000
+
 const USER_FIELDS = { id: true, orgId: true, role: true, type: true, email: true, username: true, firstName: true, lastName: true, deactivatedAt: true } as const
 
-export async function resolveSlackActor(db: Db, client: WebClient, inst: Installation, slackUserId: string): Promise<ActorResult> {
+export async function resolveSlackActor(db: Db, client: WebClient, inst: Installation, slackUserId: string, now: Date = new Date()): Promise<ActorResult> {
   const stored = await db.userIdentity.findUnique({
     where: { orgId_service_serviceId_externalUserId: { orgId: inst.orgId, service: SLACK_SERVICE, serviceId: inst.teamId, externalUserId: slackUserId } },
-    select: { user: { select: USER_FIELDS } },
+    select: { id: true, updatedAt: true, user: { select: USER_FIELDS } },
   })
+  const lookUp = async () => ((await client.users.info({ user: slackUserId })) as { user?: SlackProfile }).user
+  let profile: SlackProfile | undefined
   if (stored) {
     const u = stored.user
     if (u.deactivatedAt) return { ok: false, reason: 'Your Sym user is deactivated.' }
-    return { ok: true, actor: { principal: { orgId: u.orgId, userId: u.id, userType: u.type, role: u.role }, email: u.email, name: displayName(u) } }
+    const actor: SlackActor = { principal: { orgId: u.orgId, userId: u.id, userType: u.type, role: u.role }, email: u.email, name: displayName(u) }
+    if (now.getTime() - stored.updatedAt.getTime() < SLACK_REVERIFY_MS) return { ok: true, actor }
+    // Time to ask Slack again: still a full member of this workspace with the same email, the identity stands.
+    profile = await lookUp()
+    if (profile && isFullMember(profile, inst.teamId) && emailOf(profile) === u.email) {
+      await db.userIdentity.update({ where: { id: stored.id }, data: { updatedAt: now } })
+      return { ok: true, actor }
+    }
+    // Made a guest, deactivated, or another email: forgotten, and resolved afresh below.
+    await db.userIdentity.deleteMany({ where: { id: stored.id } })
   }
 
-  const info = (await client.users.info({ user: slackUserId })) as { user?: SlackProfile }
-  const profile = info.user
+  profile ??= await lookUp()
   if (!profile || profile.deleted || profile.is_bot) return { ok: false, reason: 'This Slack user cannot use Sym.' }
-  const email = profile.profile?.email?.trim().toLowerCase()
+  const email = emailOf(profile)
   if (!email) return { ok: false, reason: 'Sym could not read your email address from Slack, so it cannot tell who you are.' }
-  const external = profile.team_id !== undefined && profile.team_id !== inst.teamId
-  const slackGuest = external || profile.is_restricted === true || profile.is_ultra_restricted === true
+  const external = isExternal(profile, inst.teamId)
+  const slackGuest = !isFullMember(profile, inst.teamId)
 
   let user = await db.user.findFirst({ where: { orgId: inst.orgId, email }, select: USER_FIELDS })
   if (!user) {
@@ -78,6 +93,24 @@ export async function resolveSlackActor(db: Db, client: WebClient, inst: Install
       })
   }
   return { ok: true, actor: { principal: { orgId: user.orgId, userId: user.id, userType: user.type, role: slackGuest ? 'guest' : user.role }, email: user.email, name: displayName(user) } }
+}
+
+const emailOf = (profile: SlackProfile) => profile.profile?.email?.trim().toLowerCase() || undefined
+/** A Slack Connect user: their home is another workspace. */
+const isExternal = (profile: SlackProfile, teamId: string) => profile.team_id !== undefined && profile.team_id !== teamId
+/** A person of this workspace who is neither a Slack guest nor deactivated nor a bot. */
+const isFullMember = (profile: SlackProfile, teamId: string) =>
+  !isExternal(profile, teamId) && profile.is_restricted !== true && profile.is_ultra_restricted !== true && profile.deleted !== true && profile.is_bot !== true
+
+/**
+ * Slack's `user_change` event: a person who is no longer a full member of the workspace (made a guest, deactivated)
+ * loses their stored identity at once, so their next action is looked up again (as a guest, or refused). Returns
+ * how many identities were dropped.
+ */
+export async function forgetSlackUser(db: Db, teamId: string, profile: SlackProfile & { id: string }): Promise<number> {
+  if (isFullMember(profile, teamId)) return 0
+  const { count } = await db.userIdentity.deleteMany({ where: { service: SLACK_SERVICE, serviceId: teamId, externalUserId: profile.id } })
+  return count
 }
 
 /** The Slack user id of a platform user in a workspace: stored, else found by email (and stored). */

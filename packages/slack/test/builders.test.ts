@@ -283,7 +283,7 @@ describe('slackManifest', () => {
     const m = slackManifest({ publicUrl: 'https://sym.example.com/' }) as Record<string, any> // eslint-disable-line @typescript-eslint/no-explicit-any
     expect(m.features.slash_commands[0]).toMatchObject({ command: '/sym', url: 'https://sym.example.com/api/v1/slack/commands' })
     expect(m.settings.interactivity.request_url).toBe('https://sym.example.com/api/v1/slack/interactions')
-    expect(m.settings.event_subscriptions).toEqual({ request_url: 'https://sym.example.com/api/v1/slack/events', bot_events: ['app_uninstalled', 'tokens_revoked'] })
+    expect(m.settings.event_subscriptions).toEqual({ request_url: 'https://sym.example.com/api/v1/slack/events', bot_events: ['app_uninstalled', 'tokens_revoked', 'user_change'] })
     expect(m.oauth_config.redirect_urls).toEqual(['https://sym.example.com/api/v1/slack/oauth/callback'])
     expect(m.oauth_config.scopes.bot).toEqual(expect.arrayContaining(['commands', 'chat:write', 'im:write', 'users:read.email']))
   })
