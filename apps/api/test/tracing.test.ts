@@ -99,6 +99,17 @@ describe('tracing', () => {
     expect(parentOf(strategyCall)?.name).toBe('process escalate')
   })
 
+  it('de-escalations done in an expiry batch show in each run’s trace', async () => {
+    const traces = ['5bf92f3577b34da6a3ce929d0e0e4701', '5bf92f3577b34da6a3ce929d0e0e4702']
+    const runIds = await Promise.all(traces.map((t) => h.approvedRun(1, { headers: { traceparent: `00-${t}-00f067aa0ba902b7-01` }, targetId: h.targetIds[traces.indexOf(t)] })))
+    for (const [i, runId] of runIds.entries()) {
+      await h.runIs(runId, 'deescalated')
+      const span = await eventually(() => named('deescalate (expiry batch)', traces[i]).find((s) => s.attributes['opensym.run.id'] === runId), `the batch span of run ${runId}`)
+      expect(span.attributes['opensym.batch.size']).toBeGreaterThanOrEqual(1)
+      expect(span.parentSpanContext?.spanId).toBeDefined()
+    }
+  })
+
   it('a request without a caller trace starts its own', async () => {
     exporter.reset()
     const res = await h.app.inject({ method: 'GET', url: '/healthz' })

@@ -27,6 +27,7 @@ import { silentLogger, systemClock, type Clock, type EngineLogger } from './seam
 import type { RunSnapshot } from './snapshot.js'
 import { removeAccess, runsFlowCode, strategyPhase, type SecretsFor } from './steps.js'
 import type { StrategyOutput, StrategyRegistry, Subject } from './strategy.js'
+import type { RunTraces } from './telemetry.js'
 import { createSecretResolver } from './secrets.js'
 
 const { join, sql } = Prisma
@@ -53,6 +54,8 @@ export interface ExpirySweeperOptions {
    * full step budget), so that one slow target does not hold a whole batch. Default 5 s.
    */
   readonly callTimeoutMs?: number
+  /** Spans of the batched de-escalations in their runs' traces. */
+  readonly traces?: RunTraces
 }
 
 /** A due run as a sweep claims it: locked, with its requester and its active lease. */
@@ -113,6 +116,7 @@ export class ExpirySweeper {
   private readonly batchSize: number
   private readonly parallelBatches: number
   private readonly slots: Slots
+  private readonly traces: RunTraces | undefined
   private readonly callTimeoutMs: number
   private running: Promise<ReadonlySet<string>> | undefined
 
@@ -128,6 +132,7 @@ export class ExpirySweeper {
     this.batchSize = o.batchSize ?? 200
     this.parallelBatches = o.parallelBatches ?? 4
     this.slots = new Slots(o.callConcurrency ?? 50)
+    this.traces = o.traces
     this.callTimeoutMs = o.callTimeoutMs ?? 5000
   }
 
@@ -151,6 +156,7 @@ export class ExpirySweeper {
     const more = async (lane: Lane): Promise<boolean> => {
       let batch: Batch
       const started = performance.now()
+      const startedAt = Date.now()
       try {
         batch = await this.batch(lane, [...skipped])
       } catch (err) {
@@ -159,7 +165,15 @@ export class ExpirySweeper {
       }
       for (const { runId } of batch.done) done.add(runId)
       for (const id of batch.skipped) skipped.add(id)
-      if (batch.done.length) await this.afterCommit(batch.done)
+      if (batch.done.length) {
+        await this.afterCommit(batch.done)
+        await this.traces?.recordBatch(
+          batch.done.map((d) => d.runId),
+          'deescalate (expiry batch)',
+          startedAt,
+          { 'opensym.batch.size': batch.done.length },
+        )
+      }
       this.logger.debug({ lane, claimed: batch.claimed, done: batch.done.length, skipped: batch.skipped.length, deferred: batch.deferred, ms: Math.round(performance.now() - started) }, 'expiry batch')
       return batch.claimed === this.batchSize || batch.deferred > 0
     }

@@ -120,6 +120,24 @@ export class RunTraces {
     if (carrier.traceparent) await this.o.connection.set(key, JSON.stringify(carrier), 'EX', this.ttl, 'NX').catch(() => undefined)
   }
 
+  /**
+   * Work done for many runs at once (an expiry batch): a `name` span per run, from `startTime` to now, in each run's
+   * trace (a child of its anchor; a run without one gets a trace of its own). One Redis round trip; best effort.
+   */
+  async recordBatch(runIds: readonly string[], name: string, startTime: number, attributes: Record<string, string | number>): Promise<void> {
+    if (!tracingOn() || runIds.length === 0) return
+    try {
+      const anchors = await this.o.connection.mget(...runIds.map((id) => `${this.o.prefix}:trace:run:${id}`))
+      runIds.forEach((runId, i) => {
+        const stored = anchors[i]
+        const parent = stored ? propagation.extract(ROOT_CONTEXT, JSON.parse(stored) as Record<string, string>) : ROOT_CONTEXT
+        tracer().startSpan(name, { kind: SpanKind.INTERNAL, startTime, attributes: { ...attributes, 'opensym.run.id': runId } }, parent).end()
+      })
+    } catch {
+      // Traces never fail the work they describe.
+    }
+  }
+
   /** Engine jobs carry a run id or an event id (looked up). */
   private async runIdOf(data: unknown): Promise<string | undefined> {
     const d = (data && typeof data === 'object' ? data : {}) as Record<string, unknown>

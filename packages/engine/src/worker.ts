@@ -95,6 +95,7 @@ export async function startEngineWorker(o: EngineWorkerOptions): Promise<EngineW
     // Nobody listens for event notices without a notifier: no notify-event job per event (steps.ts).
     announceEvents: o.notifier !== undefined,
   })
+  const traces = new RunTraces({ db: o.db, connection: o.connection, prefix: o.prefix })
   const expiryBatchSize = o.expiryBatchSize ?? 200
   const expiries =
     expiryBatchSize > 0
@@ -108,13 +109,13 @@ export async function startEngineWorker(o: EngineWorkerOptions): Promise<EngineW
           clock: o.clock,
           announceEvents: o.notifier !== undefined,
           batchSize: expiryBatchSize,
+          traces,
         })
       : undefined
   const notifications = new NotificationRunner({ db: o.db, queues, notifier: o.notifier ?? silentNotifier, logger, clock: o.clock })
   const reconciler = new Reconciler({ db: o.db, queues, logger, clock: o.clock, deescalateRetryCooldownMs: o.deescalateRetryCooldownMs })
 
   // Each job in a span of its run's trace, timed per queue (telemetry.ts).
-  const traces = new RunTraces({ db: o.db, connection: o.connection, prefix: o.prefix })
   const processor = (kind: QueueKind) => instrumentProcessor(QUEUE_NAMES[kind], async (job: Job, token?: string): Promise<StepResult> => {
     const data = parseJobData(job.name, job.data)
     const ctx: StepContext = { attempt: job.attemptsMade + 1, maxAttempts: job.opts.attempts ?? 1 }
