@@ -16,7 +16,6 @@
  * deadlock with the step's grant-then-run order); the orgs' audit chain heads come last, in org order, like every
  * step's audit append.
  */
-import { randomUUID } from 'node:crypto'
 import { performance } from 'node:perf_hooks'
 import { Prisma, type Db, type Tx } from '@opensym/db'
 import { buildLogEntry, chainHash, ENTRY_INPUT_COLUMNS, ENTRY_INPUT_JOINS, entryInputOf, GENESIS_HASH, type EntryInputRow, type LoadedEntryInput } from './audit.js'
@@ -26,6 +25,7 @@ import type { FlowRuntime } from './runtime.js'
 import { silentLogger, systemClock, type Clock, type EngineLogger } from './seams.js'
 import type { RunSnapshot } from './snapshot.js'
 import { removeAccess, runsFlowCode, strategyPhase, type SecretsFor } from './steps.js'
+import { scheduledDeescalateEventId } from './store.js'
 import type { StrategyOutput, StrategyRegistry, Subject } from './strategy.js'
 import type { RunTraces } from './telemetry.js'
 import { createSecretResolver } from './secrets.js'
@@ -212,7 +212,8 @@ export class ExpirySweeper {
             continue
           }
           grantTaken.add(grant.id)
-          items.push({ run, snapshot, grant, eventId: randomUUID() })
+          // The run has no de-escalate event yet (the claim says so): its first one's derived id, the same on a redo.
+          items.push({ run, snapshot, grant, eventId: scheduledDeescalateEventId(run.id, 0) })
         }
         const appended = items.length ? await this.appendEvents(tx, items, now) : []
         for (const i of items) if (!appended.includes(i)) skipped.push(i.run.id)

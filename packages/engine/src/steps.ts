@@ -8,7 +8,6 @@
  * transaction, so calls for one grant never overlap and a crash before commit leaves nothing recorded (the retry
  * calls the idempotent strategy again and records it once) — and read the target back where it can tell.
  */
-import { randomUUID } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { Prisma, type Db, type DbOrTx, type Run, type RunEvent, type Tx } from '@opensym/db'
 import {
@@ -37,7 +36,7 @@ import type { EngineQueues, EventStep } from './queues.js'
 import { DEFAULT_PERMISSION_DATA, defaultNotifications, type EventCall, type FlowRuntime, type Routing } from './runtime.js'
 import { logReporter, silentLogger, systemClock, type Clock, type EngineLogger, type ErrorReporter } from './seams.js'
 import type { RunSnapshot } from './snapshot.js'
-import { appendEvent, completeEvent, lockRun, RunChangedError, runColumns, runEventColumns, type CompleteAlso, type Completed, type EventOutcome } from './store.js'
+import { appendEvent, completeEvent, lockRun, RunChangedError, runColumns, runEventColumns, scheduledDeescalateIdSql, type CompleteAlso, type Completed, type EventOutcome } from './store.js'
 import { RetryableStrategyError, StrategyError, type SecretResolver, type Strategy, type StrategyCall, type StrategyOutput, type StrategyRegistry, type Subject } from './strategy.js'
 
 /** Where a job stands in its retries. */
@@ -253,7 +252,7 @@ export class StepRunner {
           SELECT "id" FROM "RunEvent" WHERE "runId" = ${runId}::uuid AND "name" = 'deescalate' AND "status" = 'pending' ORDER BY "seq" LIMIT 1
         ), appended AS (
           INSERT INTO "RunEvent" ("id", "orgId", "runId", "seq", "name", "actorId", "channel", "fields", "status", "attempts", "createdAt")
-          SELECT ${randomUUID()}::uuid, ${locked.orgId}::uuid, ${runId}::uuid,
+          SELECT ${scheduledDeescalateIdSql(Prisma.sql`${runId}::uuid`)}, ${locked.orgId}::uuid, ${runId}::uuid,
                  (SELECT COALESCE(MAX("seq"), 0) + 1 FROM "RunEvent" WHERE "runId" = ${runId}::uuid), 'deescalate',
                  (SELECT "actorId" FROM "RunEvent" WHERE "runId" = ${runId}::uuid AND "name" = 'approve' AND "status" = 'success' LIMIT 1),
                  'internal'::"EventChannel", ${JSON.stringify({ deescalate_type: 'scheduled' })}::jsonb, 'pending', 0, ${this.clock()}::timestamptz

@@ -2,7 +2,7 @@
  * The run and event writes every step is made of. All run in the caller's transaction:
  * lock the run, append or complete an event, compare-and-set the run's status on its version, audit.
  */
-import { randomUUID } from 'node:crypto'
+import { createHash, randomUUID } from 'node:crypto'
 import { Prisma, type RunEvent, type Run, type Tx } from '@opensym/db'
 import type { EventChannel, RunStatus, Step } from '@opensym/domain'
 import { appendAudit, ENTRY_INPUT_COLUMNS, ENTRY_INPUT_JOINS, entryInputOf, type EntryInputRow } from './audit.js'
@@ -17,6 +17,22 @@ const { join, raw, sql } = Prisma
 const columnList = (fields: Record<string, string>) => (alias?: string) => raw(Object.values(fields).map((c) => `${alias ? `${alias}.` : ''}"${c}"`).join(', '))
 export const runColumns = columnList(Prisma.RunScalarFieldEnum)
 export const runEventColumns = columnList(Prisma.RunEventScalarFieldEnum)
+
+/**
+ * The id of a run's scheduled de-escalate event, the `n`-th de-escalate event of the run (0 for the first): derived,
+ * not random, so that a de-escalation whose transaction rolled back after the strategy was called (a crash, a lost
+ * connection) is redone under the same event id — the strategy's payload id and Idempotency-Key — and the target
+ * sees a redelivery, not a second revoke. The same as {@link scheduledDeescalateIdSql} computes in PostgreSQL: the
+ * MD5 of `<runId>:deescalate:<n>` as a UUID.
+ */
+export function scheduledDeescalateEventId(runId: string, n: number): string {
+  const h = createHash('md5').update(`${runId.toLowerCase()}:deescalate:${n}`).digest('hex')
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`
+}
+
+/** {@link scheduledDeescalateEventId} in SQL, for the run `runId` (a uuid expression) and its de-escalate events so far. */
+export const scheduledDeescalateIdSql = (runId: Prisma.Sql) =>
+  sql`md5(${runId}::text || ':deescalate:' || (SELECT count(*) FROM "RunEvent" d WHERE d."runId" = ${runId} AND d."name" = 'deescalate')::text)::uuid`
 
 /** Locks the run row until the transaction ends and returns it as committed now (one round trip). */
 export async function lockRun(tx: Tx, runId: string): Promise<Run> {

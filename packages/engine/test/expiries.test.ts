@@ -2,7 +2,7 @@
  * The expiry sweep (expiries.ts) against real PostgreSQL and Redis: due runs de-escalated in batches under the grant
  * ledger's rules, the audit chain kept whole, and everything it cannot batch left to the run's own job.
  */
-import { createDb, type Db } from '@opensym/db'
+import { createDb, Prisma, type Db } from '@opensym/db'
 import { RecordingStrategy } from '@opensym/engine/testing'
 import type { Redis } from 'ioredis'
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
@@ -10,6 +10,7 @@ import { buildLogEntry, loadEntryInput, verifyAuditChain } from '../src/audit.js
 import { ExpirySweeper } from '../src/expiries.js'
 import { EngineQueues, jobIds } from '../src/queues.js'
 import { RunService } from '../src/service.js'
+import { scheduledDeescalateEventId, scheduledDeescalateIdSql } from '../src/store.js'
 import { RetryableStrategyError } from '../src/strategy.js'
 import { startEngineWorker, type EngineWorker } from '../src/worker.js'
 import { createFlow, eventually, orgWithPrincipals, queuePrefix, redisClient, type FlowFixture, type OrgPrincipals } from './fixtures.js'
@@ -111,6 +112,13 @@ describe('the expiry sweep', () => {
     expect(await verifyAuditChain(db, o.org.id)).toMatchObject({ ok: true })
   })
 
+  it('the derived id of a scheduled de-escalate event is the same in PostgreSQL and here', async () => {
+    const id = await escalated(await member(), HOUR)
+    const [row] = await db.$queryRaw<Array<{ id: string }>>`SELECT ${scheduledDeescalateIdSql(Prisma.sql`${id}::uuid`)}::text AS "id"`
+    expect(row!.id).toBe(scheduledDeescalateEventId(id, 0))
+    expect(scheduledDeescalateEventId(id, 1)).not.toBe(scheduledDeescalateEventId(id, 0))
+  })
+
   it('leaves a run with an event in progress to its job, untouched', async () => {
     const id = await escalated(await member(), HOUR)
     // What a revoke in progress looks like: a pending de-escalate event.
@@ -138,6 +146,9 @@ describe('the expiry sweep', () => {
       }, 15_000, `run ${id} to be de-escalated`)
     }
     expect(strategy.callsOf('deescalate', failing)).toHaveLength(2)
+    // Both calls carry the event's id (the receiver's Idempotency-Key): derived from the run, so that a batch rolled
+    // back after its calls (a crash) redoes them under the same id, whichever path redoes it.
+    expect(strategy.callsOf('deescalate', failing).map((c) => c.payload?.id)).toEqual([scheduledDeescalateEventId(failing, 0), scheduledDeescalateEventId(failing, 0)])
     expect(strategy.callsOf('deescalate', fine)).toHaveLength(1)
     const r = await runOf(failing)
     expect(r.events.filter((e) => e.name === 'deescalate')).toMatchObject([{ status: 'success', error: null, fields: { deescalate_type: 'scheduled' } }])
