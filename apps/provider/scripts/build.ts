@@ -110,10 +110,14 @@ if [ -n "\${NODE_EXTRA_CA_CERTS-}" ]; then
   export SYM_PROVIDER_EXTRA_CA_CERTS
   unset NODE_EXTRA_CA_CERTS
 fi
-case $0 in
-  */*) exec "\${0%/*}/${LAUNCHED_BINARY}" "$@" ;;
-  *) exec "$(dirname "$(command -v "$0")")/${LAUNCHED_BINARY}" "$@" ;;
-esac
+self=$0
+case $self in */*) ;; *) self=$(command -v "$self") ;; esac
+# A symlink to this launcher (a dev_overrides folder, say) starts the binary beside the launcher itself.
+while [ -L "$self" ]; do
+  link=$(readlink "$self")
+  case $link in /*) self=$link ;; *) self=\${self%/*}/$link ;; esac
+done
+exec "\${self%/*}/${LAUNCHED_BINARY}" "$@"
 `
 
 /** Writes the launcher unless it is there already with that content (its checksum is part of the package's). */

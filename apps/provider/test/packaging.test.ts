@@ -4,7 +4,7 @@
  * The build keeps the executable when the bundle has not changed since it was made.
  */
 import { execFile, spawnSync } from 'node:child_process'
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { basename, dirname, join } from 'node:path'
 import { promisify } from 'node:util'
@@ -106,6 +106,17 @@ describe('build:provider', () => {
     expect(line).toMatch(/^1\|6\|tcp\|127\.0\.0\.1:\d+\|grpc\|/)
     // Run as the single executable itself, the same variables stop it before its handshake.
     await expect(timeHandshake(built.binary, [], env)).rejects.toThrow(/snapshot/i)
+  })
+
+  it('starts through a symlink to the launcher (a dev_overrides folder), relative or absolute', async () => {
+    if (process.platform === 'win32') return
+    const dir = mkdtempSync(join(home, 'overrides-'))
+    symlinkSync(built.executable, join(dir, 'terraform-provider-sym'))
+    symlinkSync('terraform-provider-sym', join(dir, 'again'))
+    for (const name of ['terraform-provider-sym', 'again']) {
+      const { line } = await timeHandshake(join(dir, name), [], { ...process.env, ...pluginEnvironment() })
+      expect(line).toMatch(/^1\|6\|tcp\|127\.0\.0\.1:\d+\|grpc\|/)
+    }
   })
 
   it('terraform init installs it from the mirror with no network, then applies and destroys with it', async () => {
