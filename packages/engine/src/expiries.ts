@@ -102,6 +102,9 @@ interface Batch {
   readonly deferred: number
 }
 
+/** A batch starts strategy calls for at most this many call budgets; the rest are left to the runs' jobs. */
+const BATCH_CALL_ROUNDS = 4
+
 const DEESCALATE_FIELDS = JSON.stringify({ deescalate_type: 'scheduled' })
 
 export class ExpirySweeper {
@@ -189,6 +192,9 @@ export class ExpirySweeper {
   /** One transaction: claim, call, record. */
   private async batch(lane: Lane, exclude: string[]): Promise<Batch> {
     const now = this.clock()
+    // Calls not started by then are left to the runs' jobs: a slow target never holds a batch (and its locks) past
+    // the transaction's limit below.
+    const callsUntil = performance.now() + this.callTimeoutMs * BATCH_CALL_ROUNDS
     return this.db.$transaction(
       async (tx) => {
         const due = await this.claim(tx, now, lane, exclude)
@@ -218,13 +224,13 @@ export class ExpirySweeper {
         const appended = items.length ? await this.appendEvents(tx, items, now) : []
         for (const i of items) if (!appended.includes(i)) skipped.push(i.run.id)
         if (!appended.length) return { done: [], skipped, claimed: due.length, deferred }
-        await this.callStrategies(tx, appended)
+        await this.callStrategies(tx, appended, callsUntil)
         const worked = appended.filter((i) => i.result)
         for (const i of appended) if (!i.result) skipped.push(i.run.id)
         if (worked.length) await this.record(tx, worked)
         return { done: worked.map((i) => ({ runId: i.run.id, eventId: i.eventId })), skipped, claimed: due.length, deferred }
       },
-      { timeout: this.callTimeoutMs * 2 + 30_000, maxWait: 10_000 },
+      { timeout: this.callTimeoutMs * (BATCH_CALL_ROUNDS + 1) + 30_000, maxWait: 10_000 },
     )
   }
 
@@ -286,11 +292,11 @@ export class ExpirySweeper {
    * The strategy of each grant whose last lease ends and that is applied; the others need no call. A failure only
    * leaves that run out of the batch.
    */
-  private async callStrategies(tx: Tx, items: Item[]): Promise<void> {
+  private async callStrategies(tx: Tx, items: Item[], until: number): Promise<void> {
     await Promise.all(
       items.map(async (item) => {
         try {
-          item.result = await this.deescalateOne(tx, item)
+          item.result = await this.deescalateOne(tx, item, until)
         } catch (err) {
           this.logger.warn({ err, runId: item.run.id }, 'a de-escalation in an expiry batch failed; the run\'s job retries it')
         }
@@ -298,7 +304,7 @@ export class ExpirySweeper {
     )
   }
 
-  private async deescalateOne(tx: Tx, item: Item): Promise<NonNullable<Item['result']>> {
+  private async deescalateOne(tx: Tx, item: Item, until: number): Promise<NonNullable<Item['result']>> {
     const { run, grant, snapshot } = item
     const others = grant.active - 1
     if (others > 0 || !grant.applied) {
@@ -312,11 +318,12 @@ export class ExpirySweeper {
     const payload = buildLogEntry(item.input!) as unknown as Record<string, unknown>
     const subject: Subject = { userId: run.requesterId, email: run.requesterEmail, username: run.requesterUsername }
     // The budget starts with the call, not while it waits for a slot.
-    const removal = await this.slots.run(() =>
-      strategyPhase('deescalate', this.callTimeoutMs, this.logger, (signal) =>
+    const removal = await this.slots.run(() => {
+      if (performance.now() > until) throw new Error('the expiry batch ran out of time before this call')
+      return strategyPhase('deescalate', this.callTimeoutMs, this.logger, (signal) =>
         removeAccess(strategy, { strategy: config, target, subject, identity: grant.identity, payload, secrets: this.secrets(run.orgId, tx), signal }),
-      ),
-    )
+      )
+    })
     return { ...removal, removed: true }
   }
 

@@ -2,6 +2,7 @@
  * The expiry sweep (expiries.ts) against real PostgreSQL and Redis: due runs de-escalated in batches under the grant
  * ledger's rules, the audit chain kept whole, and everything it cannot batch left to the run's own job.
  */
+import { setTimeout as sleep } from 'node:timers/promises'
 import { createDb, Prisma, type Db } from '@opensym/db'
 import { RecordingStrategy } from '@opensym/engine/testing'
 import type { Redis } from 'ioredis'
@@ -11,7 +12,7 @@ import { ExpirySweeper } from '../src/expiries.js'
 import { EngineQueues, jobIds } from '../src/queues.js'
 import { RunService } from '../src/service.js'
 import { scheduledDeescalateEventId, scheduledDeescalateIdSql } from '../src/store.js'
-import { RetryableStrategyError } from '../src/strategy.js'
+import { RetryableStrategyError, type Strategy } from '../src/strategy.js'
 import { startEngineWorker, type EngineWorker } from '../src/worker.js'
 import { createFlow, eventually, orgWithPrincipals, queuePrefix, redisClient, type FlowFixture, type OrgPrincipals } from './fixtures.js'
 
@@ -119,6 +120,39 @@ describe('the expiry sweep', () => {
     expect(scheduledDeescalateEventId(id, 1)).not.toBe(scheduledDeescalateEventId(id, 0))
   })
 
+  it('a slow target does not hold a batch: calls not started in its time are left to the runs’ jobs', async () => {
+    const runs = await Promise.all(Array.from({ length: 10 }, async () => escalated(await member(), HOUR)))
+    const slow: Strategy = {
+      type: 'http',
+      identity: (call) => strategy.identity(call),
+      escalate: (call) => strategy.escalate(call),
+      deescalate: async (call) => {
+        await sleep(200)
+        return strategy.deescalate(call)
+      },
+    }
+    // One call at a time, 300 ms each at most: the batch starts calls for 4 × 300 ms, fewer than ten 200 ms calls.
+    const sweep = new ExpirySweeper({ db, queues, strategies: new Map([['http', slow]]), clock: () => new Date(Date.now() + 2 * HOUR * 1000), callConcurrency: 1, callTimeoutMs: 300, announceEvents: false })
+    const done = await sweep.sweep()
+    const mine = runs.filter((id) => done.has(id))
+    expect(mine.length).toBeGreaterThan(0)
+    expect(mine.length).toBeLessThan(runs.length)
+    for (const id of runs) {
+      const r = await runOf(id)
+      const events = r.events.filter((e) => e.name === 'deescalate')
+      expect(events).toHaveLength(1)
+      if (done.has(id)) {
+        expect(r.status).toBe('deescalated')
+        expect(strategy.callsOf('deescalate', id)).toHaveLength(1)
+      } else {
+        // Never called: its pending event is the job's to finish, under the same id.
+        expect(r.status).toBe('escalated')
+        expect(events[0]).toMatchObject({ status: 'pending', id: scheduledDeescalateEventId(id, 0) })
+        expect(strategy.callsOf('deescalate', id)).toHaveLength(0)
+      }
+    }
+  })
+
   it('leaves a run with an event in progress to its job, untouched', async () => {
     const id = await escalated(await member(), HOUR)
     // What a revoke in progress looks like: a pending de-escalate event.
@@ -134,9 +168,14 @@ describe('the expiry sweep', () => {
   it('a removal that fails in the sweep stays pending, and the run\'s job finishes it: access ends, one event', async () => {
     const email = await member()
     const other = await member()
-    // Each of the first two removals (the two runs', in whatever order) fails if it is this person's.
-    const failOnce = (call: { identity: string }) => (call.identity === email ? new RetryableStrategyError('target busy') : undefined)
-    strategy.failures.deescalate.push(failOnce, failOnce)
+    // This person's first removal fails (whichever of the next removals it is); the others go through.
+    let failed = false
+    const failOnce = (call: { identity: string }) => {
+      if (call.identity !== email || failed) return undefined
+      failed = true
+      return new RetryableStrategyError('target busy')
+    }
+    strategy.failures.deescalate.push(failOnce, failOnce, failOnce)
     const [failing, fine] = await Promise.all([escalated(email, 2), escalated(other, 2)])
     // The worker's scheduled jobs come when due; the sweep takes both, the failing one goes back to its job.
     for (const id of [failing, fine]) {
@@ -154,5 +193,6 @@ describe('the expiry sweep', () => {
     expect(r.events.filter((e) => e.name === 'deescalate')).toMatchObject([{ status: 'success', error: null, fields: { deescalate_type: 'scheduled' } }])
     expect(strategy.granted.has(`${email}|${flow.targets[0]!.slug}`)).toBe(false)
     expect(await verifyAuditChain(db, o.org.id)).toMatchObject({ ok: true })
+    strategy.failures.deescalate.length = 0
   })
 })
