@@ -273,6 +273,59 @@ export async function appendAudit(tx: Tx, input: LoadedEntryInput, alongside?: P
   return entry
 }
 
+/**
+ * {@link appendAudit} for many events at once (an expiry batch), completed by this transaction, so that none has an
+ * entry yet: each org's head is locked (in org order, as the last statements of the transaction), the hashes computed
+ * here as {@link chainHash} defines them, then the entries inserted and the heads moved in one statement.
+ */
+export async function appendAuditBatch(tx: Tx, inputs: readonly LoadedEntryInput[]): Promise<void> {
+  const orgIds = [...new Set(inputs.map((i) => i.orgId))].sort()
+  const lockHeads = () => tx.$queryRaw<Array<{ orgId: string; seq: bigint; hash: string }>>`
+    SELECT "orgId", "seq", "hash" FROM "AuditChainHead" WHERE "orgId" = ANY(${orgIds}::uuid[]) ORDER BY "orgId" FOR UPDATE`
+  let heads = await lockHeads()
+  if (heads.length < orgIds.length) {
+    // An org's first entries (its runs were escalated before the chain existed): its head starts at genesis.
+    await tx.$executeRaw`INSERT INTO "AuditChainHead" ("orgId", "seq", "hash") SELECT unnest(${orgIds}::uuid[]), 0, ${GENESIS_HASH} ON CONFLICT DO NOTHING`
+    heads = await lockHeads()
+  }
+  const chain = new Map(heads.map((h) => [h.orgId, { seq: Number(h.seq), hash: h.hash }]))
+  const rows = inputs.map((input) => {
+    const head = chain.get(input.orgId)!
+    const entry = buildLogEntry(input)
+    const hash = chainHash(head.hash, entry)
+    const row = {
+      id: entry.id,
+      orgId: input.orgId,
+      seq: head.seq + 1,
+      runId: input.run.id,
+      eventId: input.event.id,
+      flowId: input.flowId,
+      userId: input.event.actor?.id ?? null,
+      eventType: input.event.name,
+      timestamp: input.event.timestamp.toISOString(),
+      entry,
+      prevHash: head.hash,
+      hash,
+    }
+    chain.set(input.orgId, { seq: row.seq, hash })
+    return row
+  })
+  const moved = Prisma.join(
+    [...chain].map(([orgId, h]) => Prisma.sql`(${orgId}::uuid, ${h.seq}::bigint, ${h.hash})`),
+    ', ',
+  )
+  await tx.$executeRaw`
+    WITH x AS (SELECT * FROM jsonb_to_recordset(${JSON.stringify(rows)}::jsonb)
+      AS x("id" uuid, "orgId" uuid, "seq" bigint, "runId" uuid, "eventId" uuid, "flowId" uuid, "userId" uuid, "eventType" text,
+           "timestamp" timestamptz, "entry" jsonb, "prevHash" text, "hash" text)),
+    ins AS (
+      INSERT INTO "AuditEntry" ("id", "orgId", "seq", "runId", "eventId", "flowId", "userId", "eventType", "timestamp", "entry", "prevHash", "hash")
+      SELECT "id", "orgId", "seq", "runId", "eventId", "flowId", "userId", "eventType", "timestamp", "entry", "prevHash", "hash" FROM x
+      RETURNING 1
+    )
+    UPDATE "AuditChainHead" h SET "seq" = v."seq", "hash" = v."hash" FROM (VALUES ${moved}) AS v("orgId", "seq", "hash") WHERE h."orgId" = v."orgId"`
+}
+
 export interface ChainBreak {
   readonly seq: bigint
   readonly id: string

@@ -18,7 +18,7 @@
  */
 import { performance } from 'node:perf_hooks'
 import { Prisma, type Db, type Tx } from '@opensym/db'
-import { buildLogEntry, chainHash, ENTRY_INPUT_COLUMNS, ENTRY_INPUT_JOINS, entryInputOf, GENESIS_HASH, type EntryInputRow, type LoadedEntryInput } from './audit.js'
+import { appendAuditBatch, buildLogEntry, ENTRY_INPUT_COLUMNS, ENTRY_INPUT_JOINS, entryInputOf, type EntryInputRow, type LoadedEntryInput } from './audit.js'
 import { readSnapshot } from './flows.js'
 import type { EngineQueues } from './queues.js'
 import type { FlowRuntime } from './runtime.js'
@@ -30,7 +30,7 @@ import type { StrategyOutput, StrategyRegistry, Subject } from './strategy.js'
 import type { RunTraces } from './telemetry.js'
 import { createSecretResolver } from './secrets.js'
 
-const { join, sql } = Prisma
+const { sql } = Prisma
 
 export interface ExpirySweeperOptions {
   readonly db: Db
@@ -367,62 +367,10 @@ export class ExpirySweeper {
     }
     // The entries of the events as now completed: what the pending event's input says, with its new status and time
     // (nothing else of the event, its run or its actors changed).
-    await this.appendAuditEntries(
+    await appendAuditBatch(
       tx,
       items.map((i) => ({ ...i.input!, event: { ...i.input!.event, status: 'success' as const, error: null, timestamp: now } })),
     )
-  }
-
-  /**
-   * The entries of the batch's events, chained after each org's last entry: the heads are locked (in org order), the
-   * hashes computed here as `chainHash` defines them, then the entries inserted and the heads moved in one statement.
-   */
-  private async appendAuditEntries(tx: Tx, inputs: LoadedEntryInput[]): Promise<void> {
-    const orgIds = [...new Set(inputs.map((i) => i.orgId))].sort()
-    const lockHeads = () => tx.$queryRaw<Array<{ orgId: string; seq: bigint; hash: string }>>`
-      SELECT "orgId", "seq", "hash" FROM "AuditChainHead" WHERE "orgId" = ANY(${orgIds}::uuid[]) ORDER BY "orgId" FOR UPDATE`
-    let heads = await lockHeads()
-    if (heads.length < orgIds.length) {
-      // An org's first entries (its runs were escalated before the chain existed): its head starts at genesis.
-      await tx.$executeRaw`INSERT INTO "AuditChainHead" ("orgId", "seq", "hash") SELECT unnest(${orgIds}::uuid[]), 0, ${GENESIS_HASH} ON CONFLICT DO NOTHING`
-      heads = await lockHeads()
-    }
-    const chain = new Map(heads.map((h) => [h.orgId, { seq: Number(h.seq), hash: h.hash }]))
-    const rows = inputs.map((input) => {
-      const head = chain.get(input.orgId)!
-      const entry = buildLogEntry(input)
-      const hash = chainHash(head.hash, entry)
-      const row = {
-        id: entry.id,
-        orgId: input.orgId,
-        seq: head.seq + 1,
-        runId: input.run.id,
-        eventId: input.event.id,
-        flowId: input.flowId,
-        userId: input.event.actor?.id ?? null,
-        eventType: input.event.name,
-        timestamp: input.event.timestamp.toISOString(),
-        entry,
-        prevHash: head.hash,
-        hash,
-      }
-      chain.set(input.orgId, { seq: row.seq, hash })
-      return row
-    })
-    const moved = join(
-      [...chain].map(([orgId, h]) => sql`(${orgId}::uuid, ${h.seq}::bigint, ${h.hash})`),
-      ', ',
-    )
-    await tx.$executeRaw`
-      WITH x AS (SELECT * FROM jsonb_to_recordset(${JSON.stringify(rows)}::jsonb) 
-        AS x("id" uuid, "orgId" uuid, "seq" bigint, "runId" uuid, "eventId" uuid, "flowId" uuid, "userId" uuid, "eventType" text,
-             "timestamp" timestamptz, "entry" jsonb, "prevHash" text, "hash" text)),
-      ins AS (
-        INSERT INTO "AuditEntry" ("id", "orgId", "seq", "runId", "eventId", "flowId", "userId", "eventType", "timestamp", "entry", "prevHash", "hash")
-        SELECT "id", "orgId", "seq", "runId", "eventId", "flowId", "userId", "eventType", "timestamp", "entry", "prevHash", "hash" FROM x
-        RETURNING 1
-      )
-      UPDATE "AuditChainHead" h SET "seq" = v."seq", "hash" = v."hash" FROM (VALUES ${moved}) AS v("orgId", "seq", "hash") WHERE h."orgId" = v."orgId"`
   }
 
   /** The de-escalated runs' scheduled jobs are not needed any more; their events are announced. */
