@@ -3,7 +3,8 @@
  * Token secrets are generated here and returned once; only their hash is stored.
  */
 import { generateTokenSecret, hashToken } from '@opensym/domain'
-import type { PrismaClient } from './generated/prisma/client.js'
+import { Prisma, type PrismaClient } from './generated/prisma/client.js'
+import type { SqlPool } from './sql.js'
 import { isUniqueViolation } from './errors.js'
 
 type Db = PrismaClient
@@ -133,21 +134,19 @@ export interface TokenPrincipal {
   readonly userDeactivatedAt: Date | null
 }
 
-/** The token with this hash and its owner, or undefined. Runs on every API request, hence one joined query. */
-export async function findTokenPrincipal(db: Db, tokenHash: string): Promise<TokenPrincipal | undefined> {
-  const rows = await db.$queryRaw<TokenPrincipal[]>`
-    SELECT t.id AS "tokenId", t."orgId" AS "orgId", u.id AS "userId", u.type::text AS "userType", u.role::text AS role,
-           t."expiresAt" AS "expiresAt", t."revokedAt" AS "revokedAt", t."lastUsedAt" AS "lastUsedAt",
-           u."deactivatedAt" AS "userDeactivatedAt"
-    FROM "ApiToken" t JOIN "User" u ON u.id = t."userId"
-    WHERE t."tokenHash" = ${tokenHash}`
-  return rows[0]
+/** The token with this hash and its owner, or undefined. Runs on every API request: one statement, over `db.sql`. */
+export async function findTokenPrincipal(db: { readonly sql: SqlPool }, tokenHash: string): Promise<TokenPrincipal | undefined> {
+  const [row] = await db.sql.query<TokenPrincipal>(Prisma.sql`
+    SELECT t."id" AS "tokenId", t."orgId", u."id" AS "userId", u."type"::text AS "userType", u."role"::text AS "role",
+           t."expiresAt", t."revokedAt", t."lastUsedAt", u."deactivatedAt" AS "userDeactivatedAt"
+    FROM "ApiToken" t JOIN "User" u ON u."id" = t."userId"
+    WHERE t."tokenHash" = ${tokenHash}`)
+  return row
 }
 
-/** Records that a token was used, unless that was already recorded within `resolutionMs`. */
-export async function touchToken(db: Db, tokenId: string, now: Date, resolutionMs: number): Promise<void> {
-  await db.apiToken.updateMany({
-    where: { id: tokenId, OR: [{ lastUsedAt: null }, { lastUsedAt: { lt: new Date(now.getTime() - resolutionMs) } }] },
-    data: { lastUsedAt: now },
-  })
+/** Records that a token was used, unless that was already recorded within `resolutionMs` (by any process). */
+export async function touchToken(db: { readonly sql: SqlPool }, tokenId: string, now: Date, resolutionMs: number): Promise<void> {
+  await db.sql.execute(Prisma.sql`
+    UPDATE "ApiToken" SET "lastUsedAt" = ${now}::timestamptz
+    WHERE "id" = ${tokenId}::uuid AND ("lastUsedAt" IS NULL OR "lastUsedAt" < ${new Date(now.getTime() - resolutionMs)}::timestamptz)`)
 }

@@ -1,5 +1,6 @@
 // Recognising database errors without string-matching messages. Services use these to turn constraint
 // violations into domain errors and to retry serialization failures.
+import pg from 'pg'
 import { Prisma } from './generated/prisma/client.js'
 
 export interface ViolatedConstraint {
@@ -25,10 +26,14 @@ interface Classified {
   target: unknown
 }
 
-// Database errors reach us in two shapes: a PrismaClientKnownRequestError carrying the adapter's details in
+// Database errors reach us in three shapes: a PrismaClientKnownRequestError carrying the adapter's details in
 // meta.driverAdapterError.cause (raw queries report P2010 plus the SQLSTATE), or - for failures at COMMIT, such
-// as most serialization failures - the adapter's bare DriverAdapterError with the same `cause`.
+// as most serialization failures - the adapter's bare DriverAdapterError with the same `cause`; statements run
+// through `db.sql` (sql.ts) raise pg's own DatabaseError.
 function classify(e: unknown): Classified | undefined {
+  if (e instanceof pg.DatabaseError) {
+    return { code: undefined, sqlState: e.code, cause: e.constraint ? { constraint: { index: e.constraint } } : undefined, target: undefined }
+  }
   if (e instanceof Prisma.PrismaClientKnownRequestError) {
     const meta = e.meta as { driverAdapterError?: { cause?: unknown }; target?: unknown } | undefined
     const cause = asCause(meta?.driverAdapterError?.cause)

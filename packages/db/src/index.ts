@@ -1,7 +1,8 @@
 // The one place that imports Prisma. Other packages use createDb() and the types re-exported here.
-import { createHash } from 'node:crypto'
 import { PrismaPg } from '@prisma/adapter-pg'
+import pg from 'pg'
 import { type Prisma, PrismaClient } from './generated/prisma/client.js'
+import { createSql, statementNames, type SqlPool } from './sql.js'
 
 export * from './generated/prisma/client.js'
 export { isForeignKeyViolation, isRetriableTxError, isUniqueViolation, violatedConstraint, type ViolatedConstraint } from './errors.js'
@@ -21,8 +22,10 @@ export {
   type StatusResult,
 } from './migrate.js'
 export * from './accounts.js'
+export { createSql, TransactionTimeoutError, type Sql, type SqlPool, type Statement, type TransactionOptions } from './sql.js'
 
-export type Db = PrismaClient
+/** The Prisma client, plus plain SQL over the same pool for hot paths (sql.ts). */
+export type Db = PrismaClient & { readonly sql: SqlPool }
 /** The client handed to an interactive `$transaction(async (tx) => ...)` callback. */
 export type Tx = Prisma.TransactionClient
 /** Services take this so callers can pass either the client or an open transaction. */
@@ -43,23 +46,21 @@ export interface CreateDbOptions {
 export function createDb(url: string, options: CreateDbOptions = {}): Db {
   if (!url) throw new Error('createDb: the database URL is empty (is DATABASE_URL set?)')
   // The Prisma 7 client has no Rust engine; it talks to PostgreSQL through this pg-based adapter.
-  const adapter = new PrismaPg({ connectionString: url, max: options.poolSize ?? 10 }, options.preparedStatements ? { statementNameGenerator: statementNames() } : {})
-  return new PrismaClient({ adapter })
+  const pool = new pg.Pool({ connectionString: url, max: options.poolSize ?? 10 })
+  const names = options.preparedStatements ? statementNames('s_') : undefined
+  const adapter = new PrismaPg(pool, names ? { statementNameGenerator: ({ sql }: { sql: string }) => names(sql) } : {})
+  const client = new PrismaClient({ adapter })
+  const disconnect = client.$disconnect.bind(client)
+  // The pool is ours, not the adapter's: it closes once, when the client does (also if only `sql` used it).
+  return Object.assign(client, {
+    sql: createSql(pool, { preparedStatements: options.preparedStatements }),
+    $disconnect: async () => {
+      await disconnect()
+      if (!pool.ended) await pool.end()
+    },
+  })
 }
 
-/** Distinct SQL texts named by a hash of the text (pg prepares a name once per connection, then binds it). */
-function statementNames(): (query: { sql: string }) => string {
-  const names = new Map<string, string>()
-  return ({ sql }) => {
-    let name = names.get(sql)
-    if (name === undefined) {
-      name = `s_${createHash('sha256').update(sql).digest('base64url').slice(0, 24)}`
-      // The texts are the application's own, so few; the cap only guards against a generator of unique texts.
-      if (names.size < 10_000) names.set(sql, name)
-    }
-    return name
-  }
-}
 
 /** Runs `fn` in the caller's transaction if given one, else in a new interactive transaction. */
 export function inTransaction<T>(db: DbOrTx, fn: (tx: Tx) => Promise<T>, options?: { isolationLevel?: Prisma.TransactionIsolationLevel }): Promise<T> {
