@@ -4,7 +4,7 @@
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createDb, createOrg, createUser } from '@opensym/db';
-import { recordAudit } from '@opensym/engine';
+import { chainAudit, recordAudit } from '@opensym/engine';
 import { startLogDelivery } from '@opensym/reporting';
 import { startHttpReceiver } from '@opensym/testing';
 import { Redis } from 'ioredis';
@@ -36,7 +36,8 @@ async function record(count, onCommitted) {
     for (const [i, name] of STEPS.entries()) {
       if (done >= count) break;
       const event = await db.runEvent.create({ data: { orgId: org.id, runId: run.id, seq: i + 1, name, actorId: user.id, channel: 'api', status: 'success', completedAt: new Date() } });
-      await db.$transaction((tx) => recordAudit(tx, event.id));
+      await db.sql.transaction((tx) => recordAudit(tx, event.id));
+      await chainAudit(db.sql);
       onCommitted?.(event.id, performance.now());
       done++;
       if (onCommitted) await onCommitted.pace(done);

@@ -79,6 +79,14 @@ export async function verifyDrill(ctx, runs, { log = console.log, logTimeoutMs =
   if (ledger.escalated_without_lease) v.push(`${ledger.escalated_without_lease} escalated runs without a lease`);
 
   // --- audit: one entry per completed event, chain intact --------------------------------
+  // Entries are staged by their step and chained by the worker right after (packages/engine/src/audit.ts): wait for it.
+  let staged = 0;
+  for (let waited = 0; waited <= 10_000; waited += 100) {
+    staged = (await db.query(`SELECT count(*)::int AS n FROM "AuditStaged"`)).rows[0].n;
+    if (staged === 0) break;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  if (staged) v.push(`${staged} audit entries still staged, not chained, 10 s after the runs settled`);
   const { rows: [audit] } = await db.query(
     `SELECT (SELECT count(*)::int FROM "AuditEntry") AS entries, (SELECT count(*)::int FROM "RunEvent" WHERE "status" <> 'pending') AS completed,
             (SELECT count(*)::int FROM "RunEvent" e WHERE e."status" <> 'pending' AND NOT EXISTS (SELECT 1 FROM "AuditEntry" a WHERE a."eventId" = e."id")) AS missing,

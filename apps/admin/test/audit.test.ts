@@ -2,7 +2,7 @@ import { execFile } from 'node:child_process'
 import { resolve } from 'node:path'
 import { promisify } from 'node:util'
 import { createDb, type Db } from '@opensym/db'
-import { recordAudit } from '@opensym/engine'
+import { chainAudit, recordAudit } from '@opensym/engine'
 import { createTestOrg, type TestOrg } from '@opensym/testing'
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
 import { run } from '../src/cli.js'
@@ -31,7 +31,8 @@ async function auditedRun(org: TestOrg, steps: string[]) {
     const event = await db.runEvent.create({
       data: { orgId: org.id, runId: run.id, seq: i + 1, name, actorId: requester.id, channel: 'api', status: 'success', completedAt: new Date() },
     })
-    await db.$transaction((tx) => recordAudit(tx, event.id))
+    await db.sql.transaction((tx) => recordAudit(tx, event.id))
+    await chainAudit(db.sql)
     events.push(event)
   }
   return events

@@ -1,5 +1,5 @@
 import { createDb, type Db } from '@opensym/db'
-import { recordAudit } from '@opensym/engine'
+import { chainAudit, recordAudit } from '@opensym/engine'
 import { LogDeliverer } from '@opensym/reporting'
 import { createTestOrg, startHttpReceiver, type HttpReceiver } from '@opensym/testing'
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
@@ -34,7 +34,8 @@ describe('admin log-destinations', () => {
     const ids: string[] = []
     for (const [i, name] of ['request', 'approve', 'escalate'].entries()) {
       const event = await db.runEvent.create({ data: { orgId: org.id, runId: runRow.id, seq: i + 1, name, actorId: requester.id, channel: 'api', status: 'success', completedAt: new Date() } })
-      await db.$transaction((tx) => recordAudit(tx, event.id))
+      await db.sql.transaction((tx) => recordAudit(tx, event.id))
+      await chainAudit(db.sql)
       ids.push(event.id)
     }
     const fresh = await admin('log-destinations', 'status', '--org', org.slug, '--json')

@@ -1,4 +1,4 @@
-import { recordAudit } from '@opensym/engine'
+import { chainAudit, recordAudit } from '@opensym/engine'
 import type { TestOrg } from '@opensym/testing'
 import { beforeAll, describe, expect, it } from 'vitest'
 import { createGraph } from './graph.js'
@@ -27,7 +27,8 @@ async function auditedRun(h: Harness, org: TestOrg, flow: { id: string | null; s
     const event = await h.db.runEvent.create({
       data: { orgId: org.id, runId: run.id, seq: i + 1, name, actorId, channel: actorId ? 'api' : 'internal', status: 'success', completedAt: at(clock++) },
     })
-    await h.db.$transaction((tx) => recordAudit(tx, event.id))
+    await h.db.sql.transaction((tx) => recordAudit(tx, event.id))
+    await chainAudit(h.db.sql)
     events.push(event)
   }
   return { run, events, requester, admin }

@@ -5,7 +5,7 @@
  */
 import { randomBytes } from 'node:crypto'
 import { createDb, type Db } from '@opensym/db'
-import { builtinStrategies, ENGINE_ERRORS, EngineQueues, jobIds, startEngineWorker, verifyAuditChain, type EngineWorker } from '@opensym/engine'
+import { builtinStrategies, chainAudit, ENGINE_ERRORS, EngineQueues, jobIds, startEngineWorker, verifyAuditChain, type EngineWorker } from '@opensym/engine'
 import { createTestOrg, startHttpReceiver, type HttpReceiver, type TestOrg } from '@opensym/testing'
 import type { FastifyInstance } from 'fastify'
 import { Redis } from 'ioredis'
@@ -173,6 +173,7 @@ describe('an access request approved over the API', () => {
     expect(lateness).toBeGreaterThanOrEqual(0)
     expect(lateness).toBeLessThan(5000)
 
+    await chainAudit(db.sql)
     const audit = await db.auditEntry.findMany({ where: { runId: created.run_id }, orderBy: { seq: 'asc' } })
     expect(audit.map((a) => a.eventType)).toEqual(['request', 'approve', 'escalate', 'deescalate'])
     expect(audit[3]!.entry).toMatchObject({ event: { type: 'deescalate', channel: 'internal' }, fields: { deescalate_type: 'scheduled' } })

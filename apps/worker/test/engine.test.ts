@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto'
 import { resolve } from 'node:path'
 import { createDb, type Db, type Prisma } from '@opensym/db'
 import type { Principal } from '@opensym/domain'
-import { EngineQueues, RunService } from '@opensym/engine'
+import { chainAudit, EngineQueues, RunService } from '@opensym/engine'
 import { createTestOrg, startHttpReceiver, type HttpReceiver, type TestOrg } from '@opensym/testing'
 import { Redis } from 'ioredis'
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest'
@@ -162,6 +162,7 @@ describe('the worker process', () => {
     expect(leases[0]!.grant).toMatchObject({ applied: true })
     expect(leases[0]!.grant.leases).toHaveLength(1)
     const escalateEvent = escalated.events.find((e) => e.name === 'escalate')!
+    await chainAudit(db.sql)
     expect(await db.auditEntry.count({ where: { eventId: escalateEvent.id } })).toBe(1)
 
     const done = await runStatus(runId, 'deescalated')

@@ -3,9 +3,13 @@
  * Lambda/HTTP strategies (reference §7.2, schema version 6). Entries are append-only (a trigger refuses UPDATE and
  * DELETE) and chained per org: each stores the hash of the one before, so altering or removing any entry breaks
  * every hash after it, and `verifyAuditChain` names the first entry that no longer matches.
+ *
+ * An entry is staged by the transaction that completes its event and chained right after it commits, in batches
+ * ({@link AuditChainer}): chaining inside that transaction held the org's chain head from the append until the commit
+ * was flushed to disk, so every audited transaction of an org ran one after another.
  */
 import { createHash } from 'node:crypto'
-import { Prisma, type DbOrTx, type Tx } from '@opensym/db'
+import { Prisma, type DbOrTx, type Sql, type SqlPool } from '@opensym/db'
 import { TEMPLATE_SRN, type EventChannel, type EventStatus } from '@opensym/domain'
 import type { RunSnapshot } from './snapshot.js'
 
@@ -191,8 +195,8 @@ const ENTRY_INPUT_SQL = `SELECT ${ENTRY_INPUT_COLUMNS} FROM "RunEvent" e ${ENTRY
 export type LoadedEntryInput = EntryInput & { readonly orgId: string; readonly flowId: string | null }
 
 /** Loads what {@link buildLogEntry} needs for one event: the event, its run and org, and the run's actors so far. */
-export async function loadEntryInput(db: DbOrTx, eventId: string): Promise<LoadedEntryInput> {
-  const [row] = await db.$queryRawUnsafe<EntryInputRow[]>(ENTRY_INPUT_SQL, eventId)
+export async function loadEntryInput(db: Sql, eventId: string): Promise<LoadedEntryInput> {
+  const [row] = await db.query<EntryInputRow>({ text: ENTRY_INPUT_SQL, values: [eventId] })
   if (!row) throw new Error(`loadEntryInput: no event ${eventId}`)
   return entryInputOf(row)
 }
@@ -230,73 +234,43 @@ function asRecord(value: unknown): Record<string, unknown> {
 }
 
 /**
- * Writes the audit entry of a completed event, chained after the org's last entry. Call it inside the transaction
- * that completes the event, as its last statement: it locks the org's chain head until commit. A second call for
- * the same event does nothing, so a retried step never writes two entries.
- *
- * One statement locks the head, appends the entry with the hash of the head's (the same as {@link chainHash}:
- * SHA-256 over `<prevHash>\n<canonical JSON>`, computed by PostgreSQL from the canonical JSON given) and moves the
- * head, so the org's chain is locked for that statement and the commit only. The org's first entry creates the
- * head first.
+ * Writes the audit entry of a completed event: staged by the transaction that completes the event (no lock: nothing
+ * waits on the org's chain), then chained by {@link chainAudit} once committed. A second call for the same event does
+ * nothing, so a retried step never writes two entries. Returns the entry when it was staged.
  */
-export async function recordAudit(tx: Tx, eventId: string): Promise<LogEntry | undefined> {
+export async function recordAudit(tx: Sql, eventId: string): Promise<LogEntry | undefined> {
   return appendAudit(tx, await loadEntryInput(tx, eventId))
 }
 
-/** {@link recordAudit} with the event's entry input loaded already (as `completeEvent` gets it with its update). */
-export async function appendAudit(tx: Tx, input: LoadedEntryInput, alongside?: Prisma.Sql): Promise<LogEntry | undefined> {
+/**
+ * {@link recordAudit} with the event's entry input loaded already (as `completeEvent` gets it with its update).
+ * `alongside`: another write of the step (the next event's insert), made by the same statement: one round trip less.
+ */
+export async function appendAudit(tx: Sql, input: LoadedEntryInput, alongside?: Prisma.Sql): Promise<LogEntry | undefined> {
   const eventId = input.event.id
   if (input.event.status === 'pending') throw new Error(`recordAudit: event ${eventId} is still pending`)
   const entry = buildLogEntry(input)
-  const canonical = canonicalJson(entry)
-  // `alongside`: another write of the step (the next event's insert) made by the first attempt's statement, whatever
-  // the chain's state, so that it is one round trip less.
-  const append = (other?: Prisma.Sql) => tx.$executeRaw`
-    WITH ${other ? Prisma.sql`alongside AS (${other}), ` : Prisma.empty}head AS (
-      SELECT "seq", "hash" FROM "AuditChainHead" WHERE "orgId" = ${input.orgId}::uuid FOR UPDATE
-    ), appended AS (
-      INSERT INTO "AuditEntry" ("id", "orgId", "seq", "runId", "eventId", "flowId", "userId", "eventType", "timestamp", "entry", "prevHash", "hash")
-      SELECT ${entry.id}::uuid, ${input.orgId}::uuid, head."seq" + 1, ${input.run.id}::uuid, ${eventId}::uuid, ${input.flowId}::uuid,
-             ${input.event.actor?.id ?? null}::uuid, ${input.event.name}, ${input.event.timestamp}::timestamptz, ${JSON.stringify(entry)}::jsonb,
-             head."hash", encode(sha256(convert_to(head."hash" || E'\n' || ${canonical}::text, 'UTF8')), 'hex')
-      FROM head
+  const [row] = await tx.query<{ staged: number }>(Prisma.sql`
+    WITH ${alongside ? Prisma.sql`alongside AS (${alongside}), ` : Prisma.empty}staged AS (
+      INSERT INTO "AuditStaged" ("id", "orgId", "runId", "eventId", "flowId", "userId", "eventType", "timestamp", "entry")
+      SELECT ${entry.id}::uuid, ${input.orgId}::uuid, ${input.run.id}::uuid, ${eventId}::uuid, ${input.flowId}::uuid,
+             ${input.event.actor?.id ?? null}::uuid, ${input.event.name}, ${input.event.timestamp}::timestamptz, ${JSON.stringify(entry)}::jsonb
       WHERE NOT EXISTS (SELECT 1 FROM "AuditEntry" WHERE "eventId" = ${eventId}::uuid)
-      RETURNING "seq", "hash"
+      ON CONFLICT ("eventId") DO NOTHING
+      RETURNING 1
     )
-    UPDATE "AuditChainHead" SET "seq" = appended."seq", "hash" = appended."hash" FROM appended WHERE "AuditChainHead"."orgId" = ${input.orgId}::uuid`
-  if ((await append(alongside)) === 1) return entry
-  // Nothing appended: the entry exists already (a retried step), or this is the org's first entry.
-  const existing = await tx.auditEntry.findUnique({ where: { eventId }, select: { id: true } })
-  if (existing) return undefined
-  await tx.$executeRaw`INSERT INTO "AuditChainHead" ("orgId", "seq", "hash") VALUES (${input.orgId}::uuid, 0, ${GENESIS_HASH}) ON CONFLICT DO NOTHING`
-  if ((await append()) !== 1) throw new Error(`recordAudit: could not append the entry of event ${eventId} to the chain of org ${input.orgId}`)
-  return entry
+    SELECT count(*)::int AS "staged" FROM staged`)
+  return row?.staged === 1 ? entry : undefined
 }
 
-/**
- * {@link appendAudit} for many events at once (an expiry batch), completed by this transaction, so that none has an
- * entry yet: each org's head is locked (in org order, as the last statements of the transaction), the hashes computed
- * here as {@link chainHash} defines them, then the entries inserted and the heads moved in one statement.
- */
-export async function appendAuditBatch(tx: Tx, inputs: readonly LoadedEntryInput[]): Promise<void> {
-  const orgIds = [...new Set(inputs.map((i) => i.orgId))].sort()
-  const lockHeads = () => tx.$queryRaw<Array<{ orgId: string; seq: bigint; hash: string }>>`
-    SELECT "orgId", "seq", "hash" FROM "AuditChainHead" WHERE "orgId" = ANY(${orgIds}::uuid[]) ORDER BY "orgId" FOR UPDATE`
-  let heads = await lockHeads()
-  if (heads.length < orgIds.length) {
-    // An org's first entries (its runs were escalated before the chain existed): its head starts at genesis.
-    await tx.$executeRaw`INSERT INTO "AuditChainHead" ("orgId", "seq", "hash") SELECT unnest(${orgIds}::uuid[]), 0, ${GENESIS_HASH} ON CONFLICT DO NOTHING`
-    heads = await lockHeads()
-  }
-  const chain = new Map(heads.map((h) => [h.orgId, { seq: Number(h.seq), hash: h.hash }]))
+/** {@link appendAudit} for many events at once (an expiry batch), completed by this transaction: one statement. */
+export async function appendAuditBatch(tx: Sql, inputs: readonly LoadedEntryInput[]): Promise<void> {
+  if (inputs.length === 0) return
   const rows = inputs.map((input) => {
-    const head = chain.get(input.orgId)!
     const entry = buildLogEntry(input)
-    const hash = chainHash(head.hash, entry)
-    const row = {
+    return {
       id: entry.id,
       orgId: input.orgId,
-      seq: head.seq + 1,
       runId: input.run.id,
       eventId: input.event.id,
       flowId: input.flowId,
@@ -304,26 +278,147 @@ export async function appendAuditBatch(tx: Tx, inputs: readonly LoadedEntryInput
       eventType: input.event.name,
       timestamp: input.event.timestamp.toISOString(),
       entry,
-      prevHash: head.hash,
-      hash,
     }
-    chain.set(input.orgId, { seq: row.seq, hash })
-    return row
   })
-  const moved = Prisma.join(
-    [...chain].map(([orgId, h]) => Prisma.sql`(${orgId}::uuid, ${h.seq}::bigint, ${h.hash})`),
-    ', ',
-  )
-  await tx.$executeRaw`
-    WITH x AS (SELECT * FROM jsonb_to_recordset(${JSON.stringify(rows)}::jsonb)
-      AS x("id" uuid, "orgId" uuid, "seq" bigint, "runId" uuid, "eventId" uuid, "flowId" uuid, "userId" uuid, "eventType" text,
-           "timestamp" timestamptz, "entry" jsonb, "prevHash" text, "hash" text)),
-    ins AS (
-      INSERT INTO "AuditEntry" ("id", "orgId", "seq", "runId", "eventId", "flowId", "userId", "eventType", "timestamp", "entry", "prevHash", "hash")
-      SELECT "id", "orgId", "seq", "runId", "eventId", "flowId", "userId", "eventType", "timestamp", "entry", "prevHash", "hash" FROM x
-      RETURNING 1
-    )
-    UPDATE "AuditChainHead" h SET "seq" = v."seq", "hash" = v."hash" FROM (VALUES ${moved}) AS v("orgId", "seq", "hash") WHERE h."orgId" = v."orgId"`
+  await tx.execute(Prisma.sql`
+    INSERT INTO "AuditStaged" ("id", "orgId", "runId", "eventId", "flowId", "userId", "eventType", "timestamp", "entry")
+    SELECT x."id", x."orgId", x."runId", x."eventId", x."flowId", x."userId", x."eventType", x."timestamp", x."entry"
+    FROM jsonb_to_recordset(${JSON.stringify(rows)}::jsonb)
+      AS x("id" uuid, "orgId" uuid, "runId" uuid, "eventId" uuid, "flowId" uuid, "userId" uuid, "eventType" text, "timestamp" timestamptz, "entry" jsonb)
+    WHERE NOT EXISTS (SELECT 1 FROM "AuditEntry" a WHERE a."eventId" = x."eventId")
+    ORDER BY x."timestamp"
+    ON CONFLICT ("eventId") DO NOTHING`)
+}
+
+/** Staged entries chained per transaction. */
+const CHAIN_BATCH = 500
+
+interface StagedRow {
+  readonly pos: bigint
+  readonly id: string
+  readonly orgId: string
+  readonly runId: string
+  readonly eventId: string
+  readonly flowId: string | null
+  readonly userId: string | null
+  readonly eventType: string
+  readonly timestamp: Date
+  readonly entry: unknown
+}
+
+/**
+ * Appends an org's staged entries to its chain, in staging order, in batches: each batch is one transaction that
+ * locks the org's head, inserts the entries with their hashes ({@link chainHash}), moves the head and removes them
+ * from the stage. Chainers of several processes take turns on the head. Returns how many entries it chained.
+ */
+export async function chainOrgAudit(db: SqlPool, orgId: string): Promise<number> {
+  let chained = 0
+  for (;;) {
+    const n = await db.transaction(async (tx) => {
+      let [head] = await tx.query<{ seq: bigint; hash: string }>(Prisma.sql`SELECT "seq", "hash" FROM "AuditChainHead" WHERE "orgId" = ${orgId}::uuid FOR UPDATE`)
+      if (!head) {
+        await tx.execute(Prisma.sql`INSERT INTO "AuditChainHead" ("orgId", "seq", "hash") VALUES (${orgId}::uuid, 0, ${GENESIS_HASH}) ON CONFLICT DO NOTHING`)
+        ;[head] = await tx.query<{ seq: bigint; hash: string }>(Prisma.sql`SELECT "seq", "hash" FROM "AuditChainHead" WHERE "orgId" = ${orgId}::uuid FOR UPDATE`)
+        if (!head) throw new Error(`chainAudit: could not create the chain head of org ${orgId}`)
+      }
+      // Under the head's lock no other chainer reads the org's stage: what is here is this batch's.
+      const staged = await tx.query<StagedRow>(Prisma.sql`
+        SELECT "pos", "id", "orgId", "runId", "eventId", "flowId", "userId", "eventType", "timestamp", "entry"
+        FROM "AuditStaged" WHERE "orgId" = ${orgId}::uuid ORDER BY "pos" LIMIT ${CHAIN_BATCH}`)
+      if (staged.length === 0) return 0
+      let seq = head.seq
+      let prevHash = head.hash
+      const rows = staged.map((s) => {
+        const hash = chainHash(prevHash, s.entry)
+        seq += 1n
+        const row = { ...s, pos: undefined, seq: seq.toString(), timestamp: s.timestamp.toISOString(), prevHash, hash }
+        prevHash = hash
+        return row
+      })
+      await tx.execute(Prisma.sql`
+        WITH x AS (SELECT * FROM jsonb_to_recordset(${JSON.stringify(rows)}::jsonb)
+          AS x("id" uuid, "orgId" uuid, "seq" bigint, "runId" uuid, "eventId" uuid, "flowId" uuid, "userId" uuid, "eventType" text,
+               "timestamp" timestamptz, "entry" jsonb, "prevHash" text, "hash" text)),
+        ins AS (
+          INSERT INTO "AuditEntry" ("id", "orgId", "seq", "runId", "eventId", "flowId", "userId", "eventType", "timestamp", "entry", "prevHash", "hash")
+          SELECT "id", "orgId", "seq", "runId", "eventId", "flowId", "userId", "eventType", "timestamp", "entry", "prevHash", "hash" FROM x
+          RETURNING 1
+        ),
+        unstaged AS (DELETE FROM "AuditStaged" WHERE "pos" = ANY(${staged.map((s) => s.pos.toString())}::bigint[]) RETURNING 1)
+        UPDATE "AuditChainHead" SET "seq" = ${seq.toString()}::bigint, "hash" = ${prevHash}
+        WHERE "orgId" = ${orgId}::uuid AND (SELECT count(*) FROM ins) = ${staged.length} AND (SELECT count(*) FROM unstaged) = ${staged.length}`)
+      return staged.length
+    }, { timeoutMs: 30_000 })
+    chained += n
+    if (n < CHAIN_BATCH) return chained
+  }
+}
+
+/** Chains every org's staged entries ({@link chainOrgAudit}), or only `orgId`'s. Returns how many it chained. */
+export async function chainAudit(db: SqlPool, orgId?: string): Promise<number> {
+  const orgs = orgId
+    ? (await db.query<{ orgId: string }>(Prisma.sql`SELECT "orgId" FROM "AuditStaged" WHERE "orgId" = ${orgId}::uuid LIMIT 1`)).map((r) => r.orgId)
+    : (await db.query<{ orgId: string }>(Prisma.sql`SELECT DISTINCT "orgId" FROM "AuditStaged"`)).map((r) => r.orgId)
+  let chained = 0
+  for (const org of orgs) chained += await chainOrgAudit(db, org)
+  return chained
+}
+
+/**
+ * A process's chainer: runs {@link chainAudit} passes in the background when asked (`kick()`, after work that may
+ * have staged entries), one at a time and at most one per `minIntervalMs`, so that a busy moment's entries go into
+ * the chain together (a few statements per org per pass, whatever the number of entries). Staged entries are durable:
+ * whatever a crash leaves is chained by the next pass of any process.
+ */
+export class AuditChainer {
+  private timer: NodeJS.Timeout | undefined
+  private running: Promise<void> | undefined
+  private wanted = false
+  private lastEnd = 0
+  private closed = false
+  private readonly minIntervalMs: number
+  private readonly onError: (err: unknown) => void
+
+  constructor(
+    private readonly db: SqlPool,
+    options: { readonly minIntervalMs?: number; readonly onError?: (err: unknown) => void } = {},
+  ) {
+    this.minIntervalMs = options.minIntervalMs ?? 20
+    this.onError = options.onError ?? (() => undefined)
+  }
+
+  /** Asks for a pass soon. */
+  kick(): void {
+    this.wanted = true
+    if (this.closed || this.running || this.timer) return
+    this.timer = setTimeout(() => this.start(), Math.max(0, this.lastEnd + this.minIntervalMs - Date.now()))
+  }
+
+  private start(): void {
+    this.timer = undefined
+    this.wanted = false
+    this.running = chainAudit(this.db)
+      .then(() => undefined, this.onError)
+      .finally(() => {
+        this.running = undefined
+        this.lastEnd = Date.now()
+        if (this.wanted) this.kick()
+      })
+  }
+
+  /** Chains everything staged now (after the pass in progress, if any). Never rejects; errors go to `onError`. */
+  async flush(): Promise<void> {
+    await this.running
+    await chainAudit(this.db).then(() => undefined, this.onError)
+  }
+
+  /** Stops kicking, then chains what is staged (a graceful shutdown leaves nothing behind). */
+  async close(): Promise<void> {
+    this.closed = true
+    clearTimeout(this.timer)
+    this.timer = undefined
+    await this.flush()
+  }
 }
 
 export interface ChainBreak {

@@ -17,7 +17,7 @@
  * step's audit append.
  */
 import { performance } from 'node:perf_hooks'
-import { Prisma, type Db, type Tx } from '@opensym/db'
+import { Prisma, type Db, type Sql } from '@opensym/db'
 import { appendAuditBatch, buildLogEntry, ENTRY_INPUT_COLUMNS, ENTRY_INPUT_JOINS, entryInputOf, type EntryInputRow, type LoadedEntryInput } from './audit.js'
 import { readSnapshot } from './flows.js'
 import type { EngineQueues } from './queues.js'
@@ -195,7 +195,7 @@ export class ExpirySweeper {
     // Calls not started by then are left to the runs' jobs: a slow target never holds a batch (and its locks) past
     // the transaction's limit below.
     const callsUntil = performance.now() + this.callTimeoutMs * BATCH_CALL_ROUNDS
-    return this.db.$transaction(
+    return this.db.sql.transaction(
       async (tx) => {
         const due = await this.claim(tx, now, lane, exclude)
         if (!due.length) return { done: [], skipped: [], claimed: 0, deferred: 0 }
@@ -230,7 +230,7 @@ export class ExpirySweeper {
         if (worked.length) await this.record(tx, worked)
         return { done: worked.map((i) => ({ runId: i.run.id, eventId: i.eventId })), skipped, claimed: due.length, deferred }
       },
-      { timeout: this.callTimeoutMs * (BATCH_CALL_ROUNDS + 1) + 30_000, maxWait: 10_000 },
+      { timeoutMs: this.callTimeoutMs * (BATCH_CALL_ROUNDS + 1) + 30_000, maxWaitMs: 10_000 },
     )
   }
 
@@ -238,8 +238,8 @@ export class ExpirySweeper {
    * Locks up to a batch of due, escalated runs (of the lane's share of the grants) that hold a lease and have no
    * pending event and no de-escalate event yet, skipping runs other transactions hold.
    */
-  private claim(tx: Tx, now: Date, lane: Lane, exclude: string[]): Promise<DueRun[]> {
-    return tx.$queryRaw<DueRun[]>`
+  private claim(tx: Sql, now: Date, lane: Lane, exclude: string[]): Promise<DueRun[]> {
+    return tx.query<DueRun>(sql`
       SELECT r."id", r."orgId", r."version", r."requesterId", r."snapshot", u."email" AS "requesterEmail", u."username" AS "requesterUsername",
              l."id" AS "leaseId", l."grantId"
       FROM "Run" r
@@ -251,16 +251,16 @@ export class ExpirySweeper {
         AND NOT EXISTS (SELECT 1 FROM "RunEvent" p WHERE p."runId" = r."id" AND (p."status" = 'pending' OR p."name" = 'deescalate'))
       ORDER BY r."expiresAt"
       LIMIT ${this.batchSize}
-      FOR UPDATE OF r SKIP LOCKED`
+      FOR UPDATE OF r SKIP LOCKED`)
   }
 
   /** Locks the grants nobody else holds, with their active lease counts (current: leases change under the lock). */
-  private async lockGrants(tx: Tx, ids: string[]): Promise<Map<string, LockedGrantRow>> {
-    const rows = await tx.$queryRaw<LockedGrantRow[]>`
+  private async lockGrants(tx: Sql, ids: string[]): Promise<Map<string, LockedGrantRow>> {
+    const rows = await tx.query<LockedGrantRow>(sql`
       SELECT g."id", g."applied", g."identity",
              (SELECT count(*)::int FROM "GrantLease" o WHERE o."grantId" = g."id" AND o."endedAt" IS NULL) AS "active"
       FROM "Grant" g WHERE g."id" = ANY(${ids}::uuid[])
-      FOR UPDATE OF g SKIP LOCKED`
+      FOR UPDATE OF g SKIP LOCKED`)
     return new Map(rows.map((g) => [g.id, g]))
   }
 
@@ -270,8 +270,8 @@ export class ExpirySweeper {
    * was taken before its locks, so an event a step appended and committed just before (under the run's lock, which
    * the sweep then took) is seen only now, and that run is left to the step.
    */
-  private async appendEvents(tx: Tx, items: Item[], now: Date): Promise<Item[]> {
-    const rows = await tx.$queryRaw<EntryInputRow[]>`
+  private async appendEvents(tx: Sql, items: Item[], now: Date): Promise<Item[]> {
+    const rows = await tx.query<EntryInputRow>(sql`
       WITH x AS (
         SELECT * FROM unnest(${items.map((i) => i.eventId)}::uuid[], ${items.map((i) => i.run.id)}::uuid[], ${items.map((i) => i.run.orgId)}::uuid[]) AS x("id", "runId", "orgId")
       ), e AS (
@@ -283,7 +283,7 @@ export class ExpirySweeper {
         WHERE NOT EXISTS (SELECT 1 FROM "RunEvent" p WHERE p."runId" = x."runId" AND (p."status" = 'pending' OR p."name" = 'deescalate'))
         RETURNING *
       )
-      SELECT ${Prisma.raw(ENTRY_INPUT_COLUMNS)} FROM e ${Prisma.raw(ENTRY_INPUT_JOINS)}`
+      SELECT ${Prisma.raw(ENTRY_INPUT_COLUMNS)} FROM e ${Prisma.raw(ENTRY_INPUT_JOINS)}`)
     const byId = new Map(rows.map((r) => [r.id, entryInputOf(r)]))
     return items.filter((item) => (item.input = byId.get(item.eventId)) !== undefined)
   }
@@ -292,7 +292,7 @@ export class ExpirySweeper {
    * The strategy of each grant whose last lease ends and that is applied; the others need no call. A failure only
    * leaves that run out of the batch.
    */
-  private async callStrategies(tx: Tx, items: Item[], until: number): Promise<void> {
+  private async callStrategies(tx: Sql, items: Item[], until: number): Promise<void> {
     await Promise.all(
       items.map(async (item) => {
         try {
@@ -304,7 +304,7 @@ export class ExpirySweeper {
     )
   }
 
-  private async deescalateOne(tx: Tx, item: Item, until: number): Promise<NonNullable<Item['result']>> {
+  private async deescalateOne(tx: Sql, item: Item, until: number): Promise<NonNullable<Item['result']>> {
     const { run, grant, snapshot } = item
     const others = grant.active - 1
     if (others > 0 || !grant.applied) {
@@ -328,7 +328,7 @@ export class ExpirySweeper {
   }
 
   /** Completes the events, ends the leases, removes the grants, moves the runs, then appends the audit entries. */
-  private async record(tx: Tx, items: Item[]): Promise<void> {
+  private async record(tx: Sql, items: Item[]): Promise<void> {
     const now = this.clock()
     const data = JSON.stringify(
       items.map((i) => ({
@@ -342,7 +342,7 @@ export class ExpirySweeper {
         verified: i.result!.verified,
       })),
     )
-    const [counts] = await tx.$queryRaw<Array<{ completed: number; moved: number; ended: number }>>`
+    const [counts] = await tx.query<{ completed: number; moved: number; ended: number }>(sql`
       WITH d AS (
         SELECT * FROM jsonb_to_recordset(${data}::jsonb)
           AS d("eventId" uuid, "runId" uuid, "version" int, "leaseId" uuid, "grantId" uuid, "removed" boolean, "output" jsonb, "verified" boolean)
@@ -360,7 +360,7 @@ export class ExpirySweeper {
         FROM d WHERE r."id" = d."runId" AND r."version" = d."version" AND r."status" = 'escalated'
         RETURNING 1
       )
-      SELECT (SELECT count(*)::int FROM e) AS "completed", (SELECT count(*)::int FROM m) AS "moved", (SELECT count(*)::int FROM l) AS "ended"`
+      SELECT (SELECT count(*)::int FROM e) AS "completed", (SELECT count(*)::int FROM m) AS "moved", (SELECT count(*)::int FROM l) AS "ended"`)
     // Every run and event is locked or was created by this transaction: anything short is a bug, and rolls back.
     if (counts?.completed !== items.length || counts.moved !== items.length || counts.ended !== items.length) {
       throw new Error(`an expiry batch of ${items.length} recorded ${counts?.completed ?? 0} events, ${counts?.moved ?? 0} runs, ${counts?.ended ?? 0} leases`)

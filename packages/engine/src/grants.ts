@@ -3,7 +3,7 @@
  * of the runs that hold it: two runs for the same user and target share one grant, each with its own lease.
  */
 import { createHash, randomUUID } from 'node:crypto'
-import type { Tx } from '@opensym/db'
+import { Prisma, type Sql } from '@opensym/db'
 import { canonicalJson } from './audit.js'
 import type { StrategySnapshot, TargetSnapshot } from './strategy.js'
 
@@ -33,18 +33,18 @@ export interface LockedGrant {
  * round trip: an insert that, on conflict, "updates" the existing row to itself, which locks it like `FOR UPDATE`
  * (waiting for a holder to commit) and returns it as committed now.
  */
-export async function lockGrantByKey(tx: Tx, orgId: string, key: string, strategyType: string, identity: string): Promise<LockedGrant> {
-  const [grant] = await tx.$queryRaw<LockedGrant[]>`
+export async function lockGrantByKey(tx: Sql, orgId: string, key: string, strategyType: string, identity: string): Promise<LockedGrant> {
+  const [grant] = await tx.query<LockedGrant>(Prisma.sql`
     INSERT INTO "Grant" ("id", "orgId", "key", "strategyType", "identity", "updatedAt")
     VALUES (${randomUUID()}::uuid, ${orgId}::uuid, ${key}, ${strategyType}, ${identity}, now())
     ON CONFLICT ("orgId", "key") DO UPDATE SET "key" = EXCLUDED."key"
-    RETURNING "id", "applied", "identity"`
+    RETURNING "id", "applied", "identity"`)
   if (!grant) throw new Error(`grant ${key} vanished while being locked`)
   return grant
 }
 
-export async function lockGrant(tx: Tx, grantId: string): Promise<LockedGrant> {
-  const [grant] = await tx.$queryRaw<LockedGrant[]>`SELECT "id", "applied", "identity" FROM "Grant" WHERE "id" = ${grantId}::uuid FOR UPDATE`
+export async function lockGrant(tx: Sql, grantId: string): Promise<LockedGrant> {
+  const [grant] = await tx.query<LockedGrant>(Prisma.sql`SELECT "id", "applied", "identity" FROM "Grant" WHERE "id" = ${grantId}::uuid FOR UPDATE`)
   if (!grant) throw new Error(`grant ${grantId} not found`)
   return grant
 }

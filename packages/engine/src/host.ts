@@ -105,7 +105,7 @@ export function createHostHandlers(o: HostHandlersOptions): HostHandlers {
   const doFetch = o.fetch ?? fetch
   // An org admin chooses the okta integration's external_id: without an operator base URL it is fetched guarded.
   const orgFetch = o.fetch ?? guardedFetch(o.network ?? outboundPolicyFromEnv())
-  const secretsOf = o.secrets ?? ((orgId: string) => createSecretResolver({ db: o.db, orgId }))
+  const secretsOf = o.secrets ?? ((orgId: string) => createSecretResolver({ db: o.db.sql, orgId }))
   let aws = o.aws
   const pagerdutyBase = (o.pagerdutyBaseUrl ?? 'https://api.pagerduty.com').replace(/\/+$/, '')
 

@@ -8,13 +8,15 @@
  * (`NotificationUndeliverable`); the last link's timeout is the request's expiry (`Run.requestExpiresAt`, the
  * existing `expire-request` path), after which the requester is told through `notifyEvent` of the expire event.
  */
-import type { Db } from '@opensym/db'
+import { Prisma, type Db } from '@opensym/db'
 import { afterLink, linkDueAt } from '@opensym/domain'
 import type { DestinationData } from '@opensym/sdk/flow'
 import type { EngineQueues } from './queues.js'
 import { NotificationUndeliverable, silentLogger, systemClock, type Clock, type EngineLogger, type RunNotifier } from './seams.js'
 import { NotYet, type StepResult } from './steps.js'
 import { lockRun } from './store.js'
+
+const { sql } = Prisma
 
 export interface NotificationDeps {
   readonly db: Db
@@ -41,12 +43,12 @@ export class NotificationRunner {
 
   /** Delivers link `index` of the run's chain, once; then schedules its timeout (or the request's expiry). */
   async postLink(runId: string, index: number): Promise<StepResult> {
-    const [row] = await this.db.$queryRaw<Array<{ status: string; orgId: string; environmentId: string | null; snapshotEnv: string | null; count: number; id: string | null; destinations: unknown; timeoutSeconds: number | null; postedAt: Date | null; dueAt: Date | null; forwardedAt: Date | null }>>`
+    const [row] = await this.db.sql.query<{ status: string; orgId: string; environmentId: string | null; snapshotEnv: string | null; count: number; id: string | null; destinations: unknown; timeoutSeconds: number | null; postedAt: Date | null; dueAt: Date | null; forwardedAt: Date | null }>(sql`
       SELECT r."status"::text AS "status", r."orgId", r."environmentId", r."snapshot"->'flow'->>'environmentId' AS "snapshotEnv",
              (SELECT count(*)::int FROM "RunNotification" c WHERE c."runId" = r."id") AS "count",
              n."id", n."destinations", n."timeoutSeconds", n."postedAt", n."dueAt", n."forwardedAt"
       FROM "Run" r LEFT JOIN "RunNotification" n ON n."runId" = r."id" AND n."index" = ${index}
-      WHERE r."id" = ${runId}::uuid`
+      WHERE r."id" = ${runId}::uuid`)
     if (!row?.id || row.status !== 'requested' || row.forwardedAt) return 'noop'
     if (row.postedAt) {
       await this.scheduleDue(runId, index, row.count, row.dueAt)
@@ -69,10 +71,10 @@ export class NotificationRunner {
     const now = this.clock()
     const dueAt = linkDueAt(now, row.timeoutSeconds)
     const last = index + 1 >= row.count
-    const posted = await this.db.$transaction(async (tx) => {
-      const n = await tx.$executeRaw`UPDATE "RunNotification" SET "postedAt" = ${now}::timestamptz, "dueAt" = ${dueAt}::timestamptz WHERE "id" = ${row.id}::uuid AND "postedAt" IS NULL`
+    const posted = await this.db.sql.transaction(async (tx) => {
+      const n = await tx.execute(sql`UPDATE "RunNotification" SET "postedAt" = ${now}::timestamptz, "dueAt" = ${dueAt}::timestamptz WHERE "id" = ${row.id}::uuid AND "postedAt" IS NULL`)
       // The last link's timeout is the request's expiry.
-      if (n === 1 && last && dueAt) await tx.$executeRaw`UPDATE "Run" SET "requestExpiresAt" = ${dueAt}::timestamptz WHERE "id" = ${runId}::uuid AND "status" = 'requested'`
+      if (n === 1 && last && dueAt) await tx.execute(sql`UPDATE "Run" SET "requestExpiresAt" = ${dueAt}::timestamptz WHERE "id" = ${runId}::uuid AND "status" = 'requested'`)
       return n === 1
     })
     if (!posted) return 'noop'
@@ -82,8 +84,10 @@ export class NotificationRunner {
 
   /** Link `index`'s timeout passed: the chain moves on (once), unless the request was decided meanwhile. */
   async linkTimeout(runId: string, index: number): Promise<StepResult> {
-    const link = await this.db.runNotification.findUnique({ where: { runId_index: { runId, index } }, include: { run: { select: { status: true } } } })
-    if (!link || link.run.status !== 'requested' || link.forwardedAt || !link.dueAt) return 'noop'
+    const [link] = await this.db.sql.query<{ status: string; forwardedAt: Date | null; dueAt: Date | null }>(sql`
+      SELECT r."status"::text AS "status", n."forwardedAt", n."dueAt" FROM "RunNotification" n JOIN "Run" r ON r."id" = n."runId"
+      WHERE n."runId" = ${runId}::uuid AND n."index" = ${index}`)
+    if (!link || link.status !== 'requested' || link.forwardedAt || !link.dueAt) return 'noop'
     const due = link.dueAt.getTime() - this.clock().getTime()
     if (due > 0) throw new NotYet(due)
     return this.moveOn(runId, index, 'timeout', null)
@@ -91,28 +95,28 @@ export class NotificationRunner {
 
   /** Tells the RunNotifier an event completed, once it did and until it was told. */
   async notifyEvent(eventId: string): Promise<StepResult> {
-    const [row] = await this.db.$queryRaw<Array<{ status: string; notifiedAt: Date | null; runId: string; orgId: string; environmentId: string | null; snapshotEnv: string | null }>>`
+    const [row] = await this.db.sql.query<{ status: string; notifiedAt: Date | null; runId: string; orgId: string; environmentId: string | null; snapshotEnv: string | null }>(sql`
       SELECT e."status"::text AS "status", e."notifiedAt", e."runId", r."orgId", r."environmentId", r."snapshot"->'flow'->>'environmentId' AS "snapshotEnv"
-      FROM "RunEvent" e JOIN "Run" r ON r."id" = e."runId" WHERE e."id" = ${eventId}::uuid`
+      FROM "RunEvent" e JOIN "Run" r ON r."id" = e."runId" WHERE e."id" = ${eventId}::uuid`)
     if (!row || row.status === 'pending' || row.notifiedAt) return 'noop'
     await this.notifier.notifyEvent({ orgId: row.orgId, runId: row.runId, environmentId: row.environmentId ?? row.snapshotEnv ?? '', eventId })
-    await this.db.$executeRaw`UPDATE "RunEvent" SET "notifiedAt" = ${this.clock()}::timestamptz WHERE "id" = ${eventId}::uuid AND "notifiedAt" IS NULL`
+    await this.db.sql.execute(sql`UPDATE "RunEvent" SET "notifiedAt" = ${this.clock()}::timestamptz WHERE "id" = ${eventId}::uuid AND "notifiedAt" IS NULL`)
     return 'done'
   }
 
   /** Forwards from link `index` to the next one, or expires the request after the last. Once per link. */
   private async moveOn(runId: string, index: number, outcome: 'timeout' | 'undeliverable', error: string | null): Promise<StepResult> {
     const now = this.clock()
-    const next = await this.db.$transaction(async (tx) => {
+    const next = await this.db.sql.transaction(async (tx) => {
       const run = await lockRun(tx, runId)
       if (run.status !== 'requested') return undefined
-      const n = await tx.$executeRaw`
+      const n = await tx.execute(sql`
         UPDATE "RunNotification" SET "forwardedAt" = ${now}::timestamptz, "outcome" = ${outcome}, "error" = ${error}
-        WHERE "runId" = ${runId}::uuid AND "index" = ${index} AND "forwardedAt" IS NULL`
+        WHERE "runId" = ${runId}::uuid AND "index" = ${index} AND "forwardedAt" IS NULL`)
       if (n !== 1) return undefined
-      const count = await tx.runNotification.count({ where: { runId } })
-      const step = afterLink(index, count)
-      if ('expire' in step) await tx.$executeRaw`UPDATE "Run" SET "requestExpiresAt" = ${now}::timestamptz WHERE "id" = ${runId}::uuid`
+      const [links] = await tx.query<{ count: number }>(sql`SELECT count(*)::int AS "count" FROM "RunNotification" WHERE "runId" = ${runId}::uuid`)
+      const step = afterLink(index, links?.count ?? 0)
+      if ('expire' in step) await tx.execute(sql`UPDATE "Run" SET "requestExpiresAt" = ${now}::timestamptz WHERE "id" = ${runId}::uuid`)
       return step
     })
     if (!next) return 'noop'

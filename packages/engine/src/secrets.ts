@@ -12,7 +12,7 @@
  *   (its role assumed with STS, its region; see `aws.ts` for endpoints and credentials). Throttling, 5xx and
  *   connection failures are {@link RetryableStrategyError}s; anything else a {@link SecretError}.
  */
-import type { DbOrTx } from '@opensym/db'
+import { Prisma, type Sql } from '@opensym/db'
 import { Aws, awsFailure, awsSdk, permissionContext } from './aws.js'
 import { RetryableStrategyError, type SecretResolver } from './strategy.js'
 
@@ -150,7 +150,8 @@ export async function readSecretValue(secret: SecretRecord, options: ReadSecretO
 }
 
 export interface SecretResolverOptions extends ReadSecretOptions {
-  readonly db: DbOrTx
+  /** Where the secret rows are read: the pool, or the caller's transaction (a strategy call inside one). */
+  readonly db: Sql
   /** Only this org's secrets can be read. */
   readonly orgId: string
 }
@@ -164,14 +165,18 @@ export function createSecretResolver(options: SecretResolverOptions): SecretReso
   const { db, orgId } = options
   return async (secretId: string) => {
     if (!UUID_RE.test(secretId)) throw new SecretError(`"${secretId}" is not a sym_secret id (a UUID)`, secretId)
-    const secret = await db.secret.findFirst({
-      where: { id: secretId, orgId },
-      select: { id: true, path: true, settings: true, source: { select: { id: true, type: true, settings: true } } },
-    })
+    const [secret] = await db.query<SecretRecord>(Prisma.sql`
+      SELECT s."id", s."path", s."settings", json_build_object('id', src."id", 'type', src."type", 'settings', src."settings") AS "source"
+      FROM "Secret" s JOIN "SecretSource" src ON src."id" = s."sourceId"
+      WHERE s."id" = ${secretId}::uuid AND s."orgId" = ${orgId}::uuid`)
     if (!secret) throw new SecretError(`no sym_secret with id ${secretId} in this organization`, secretId)
     return readSecretValue(secret, {
       ...options,
-      integration: (id) => db.integration.findFirst({ where: { id, orgId }, select: { id: true, type: true, externalId: true, settings: true } }),
+      integration: async (id) =>
+        (
+          await db.query<PermissionContextRecord>(Prisma.sql`
+            SELECT "id", "type", "externalId", "settings" FROM "Integration" WHERE "id" = ${id}::uuid AND "orgId" = ${orgId}::uuid`)
+        )[0] ?? null,
     })
   }
 }

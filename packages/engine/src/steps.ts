@@ -9,7 +9,7 @@
  * calls the idempotent strategy again and records it once) — and read the target back where it can tell.
  */
 import { setTimeout as sleep } from 'node:timers/promises'
-import { Prisma, type Db, type DbOrTx, type Run, type RunEvent, type Tx } from '@opensym/db'
+import { Prisma, type Db, type Run, type RunEvent, type Sql, type TransactionOptions } from '@opensym/db'
 import {
   accessExpiresAt,
   chainExpires,
@@ -38,6 +38,8 @@ import { logReporter, silentLogger, systemClock, type Clock, type EngineLogger, 
 import type { RunSnapshot } from './snapshot.js'
 import { appendEvent, completeEvent, lockRun, RunChangedError, runColumns, runEventColumns, scheduledDeescalateIdSql, type CompleteAlso, type Completed, type EventOutcome } from './store.js'
 import { RetryableStrategyError, StrategyError, type SecretResolver, type Strategy, type StrategyCall, type StrategyOutput, type StrategyRegistry, type Subject } from './strategy.js'
+
+const { sql } = Prisma
 
 /** Where a job stands in its retries. */
 export interface StepContext {
@@ -111,7 +113,7 @@ export interface StepRunnerDeps {
 }
 
 /** The secret resolver of an org, reading through `db`. */
-export type SecretsFor = (orgId: string, db: DbOrTx) => SecretResolver
+export type SecretsFor = (orgId: string, db: Sql) => SecretResolver
 const defaultSecrets: SecretsFor = (orgId, db) => createSecretResolver({ db, orgId })
 /**
  * A step waiting for an earlier event of its run (an approval arriving while its request is still being processed)
@@ -188,7 +190,7 @@ export class StepRunner {
   private readonly logger: EngineLogger
   private readonly clock: Clock
   private readonly strategyTimeoutMs: number
-  private readonly txOptions: { timeout: number; maxWait: number }
+  private readonly txOptions: TransactionOptions
   private readonly announceEvents: boolean
 
   constructor(deps: StepRunnerDeps) {
@@ -202,12 +204,12 @@ export class StepRunner {
     this.reporter = deps.reporter ?? logReporter(this.logger)
     this.clock = deps.clock ?? systemClock
     this.strategyTimeoutMs = deps.strategyTimeoutMs ?? 30_000
-    this.txOptions = { timeout: this.strategyTimeoutMs + 15_000, maxWait: deps.maxWaitMs ?? 10_000 }
+    this.txOptions = { timeoutMs: this.strategyTimeoutMs + 15_000, maxWaitMs: deps.maxWaitMs ?? 10_000 }
     this.announceEvents = deps.announceEvents ?? true
   }
 
   /** {@link completeEvent}, marking the event notified at once when events are not announced. */
-  private complete(tx: Tx, eventId: string, outcome: EventOutcome, also?: CompleteAlso): Promise<Completed | undefined> {
+  private complete(tx: Sql, eventId: string, outcome: EventOutcome, also?: CompleteAlso): Promise<Completed | undefined> {
     return completeEvent(tx, eventId, this.announceEvents ? outcome : { ...outcome, notifiedAt: outcome.completedAt }, also)
   }
 
@@ -215,10 +217,10 @@ export class StepRunner {
   async processEvent(eventId: string, ctx: StepContext): Promise<StepResult> {
     // The event, how many earlier events of its run are still pending, and the run's snapshot (which flow code
     // runs), in one round trip.
-    const [row] = await this.db.$queryRaw<Array<RunEvent & { earlier: number; runSnapshot: unknown }>>`
+    const [row] = await this.db.sql.query<RunEvent & { earlier: number; runSnapshot: unknown }>(sql`
       SELECT ${runEventColumns('e')}, (SELECT count(*)::int FROM "RunEvent" p WHERE p."runId" = e."runId" AND p."seq" < e."seq" AND p."status" = 'pending') AS "earlier",
              r."snapshot" AS "runSnapshot"
-      FROM "RunEvent" e JOIN "Run" r ON r."id" = e."runId" WHERE e."id" = ${eventId}::uuid`
+      FROM "RunEvent" e JOIN "Run" r ON r."id" = e."runId" WHERE e."id" = ${eventId}::uuid`)
     if (!row || row.status !== 'pending') return 'noop'
     const { earlier, runSnapshot, ...event } = row
     if (earlier > 0) await this.waitForEarlier(event, true)
@@ -240,14 +242,14 @@ export class StepRunner {
   /** The run's de-escalation is due (`expiresAt`): records the scheduled de-escalate event, then processes it. */
   async scheduledDeescalation(runId: string, ctx: StepContext): Promise<StepResult> {
     // Checked under the run's lock (the job usually comes when it is due): one round trip less than a read first.
-    const found = await this.db.$transaction(async (tx) => {
+    const found = await this.db.sql.transaction(async (tx) => {
       const locked = await lockRun(tx, runId)
       if (locked.status !== 'escalated' || !locked.expiresAt) return null
       const due = locked.expiresAt.getTime() - this.clock().getTime()
       if (due > 0) return { due, row: undefined }
       // A de-escalation in progress (a revoke, or this job's earlier attempt) is the one to finish; otherwise the
       // scheduled one (the approver's) is appended. One statement, which also counts earlier pending events.
-      const [row] = await tx.$queryRaw<Array<RunEvent & { earlier: number }>>`
+      const [row] = await tx.query<RunEvent & { earlier: number }>(sql`
         WITH progress AS (
           SELECT "id" FROM "RunEvent" WHERE "runId" = ${runId}::uuid AND "name" = 'deescalate' AND "status" = 'pending' ORDER BY "seq" LIMIT 1
         ), appended AS (
@@ -263,7 +265,7 @@ export class StepRunner {
         )
         SELECT ${runEventColumns('ev')},
                (SELECT count(*)::int FROM "RunEvent" p WHERE p."runId" = ev."runId" AND p."seq" < ev."seq" AND p."status" = 'pending') AS "earlier"
-        FROM ev`
+        FROM ev`)
       if (!row) throw new Error(`could not find or append the de-escalation of run ${runId}`)
       return { due: 0, row }
     }, this.txOptions)
@@ -277,11 +279,11 @@ export class StepRunner {
 
   /** The request has waited its time for a decision: it expires. */
   async expireRequest(runId: string, _ctx: StepContext): Promise<StepResult> {
-    const [run] = await this.db.$queryRaw<Array<Pick<Run, 'status' | 'requestExpiresAt'>>>`SELECT "status"::text AS "status", "requestExpiresAt" FROM "Run" WHERE "id" = ${runId}::uuid`
+    const [run] = await this.db.sql.query<Pick<Run, 'status' | 'requestExpiresAt'>>(sql`SELECT "status"::text AS "status", "requestExpiresAt" FROM "Run" WHERE "id" = ${runId}::uuid`)
     if (!run || run.status !== 'requested' || !run.requestExpiresAt) return 'noop'
     const due = run.requestExpiresAt.getTime() - this.clock().getTime()
     if (due > 0) throw new NotYet(due)
-    return this.db.$transaction(async (tx) => {
+    return this.db.sql.transaction(async (tx) => {
       const locked = await lockRun(tx, runId)
       const allowed = transition(locked.status, 'expire')
       if (!allowed.ok) return 'noop'
@@ -313,7 +315,7 @@ export class StepRunner {
     const warning = call?.warning
     if (warning) this.logger.warn({ runId: event.runId, flow: call.snapshot.flow.slug }, warning)
 
-    const outcome = await this.db.$transaction(async (tx) => {
+    const outcome = await this.db.sql.transaction(async (tx) => {
       const run = await lockRun(tx, event.runId)
       const now = this.clock()
       // The permission is stored with the event's completion (nothing is written if the event is no longer pending).
@@ -357,7 +359,7 @@ export class StepRunner {
     if (decided.kind === 'failed') return this.hookFailed(event, step, decided.message, ctx, call)
     if (decided.kind === 'ignore') return this.ignored(event, step, decided.message, ctx)
     if (decided.kind === 'replace') return this.replaced(event, step, decided, ctx)
-    const outcome = await this.db.$transaction(async (tx) => {
+    const outcome = await this.db.sql.transaction(async (tx) => {
       const run = await lockRun(tx, event.runId)
       const now = this.clock()
       const allowed = transition(run.status, step)
@@ -389,9 +391,9 @@ export class StepRunner {
 
   /** Why the event's actor may not make this decision, as the run's stored permission says (domain rules). */
   private async decisionRefusal(event: RunEvent): Promise<string | undefined> {
-    const [row] = await this.db.$queryRaw<Array<{ requesterId: string; permission: unknown; snapshot: unknown; userId: string | null; userType: 'normal' | 'bot' | null; role: 'admin' | 'member' | 'guest' | null }>>`
+    const [row] = await this.db.sql.query<{ requesterId: string; permission: unknown; snapshot: unknown; userId: string | null; userType: 'normal' | 'bot' | null; role: 'admin' | 'member' | 'guest' | null }>(sql`
       SELECT r."requesterId", r."permission", r."snapshot", u."id" AS "userId", u."type"::text AS "userType", u."role"::text AS "role"
-      FROM "Run" r LEFT JOIN "User" u ON u."id" = ${event.actorId}::uuid WHERE r."id" = ${event.runId}::uuid`
+      FROM "Run" r LEFT JOIN "User" u ON u."id" = ${event.actorId}::uuid WHERE r."id" = ${event.runId}::uuid`)
     if (!row) return undefined
     if (!row.userId || !row.userType || !row.role) return 'The user who made this decision no longer exists.'
     const params = flowParams(readSnapshot(row.snapshot).flow.params)
@@ -433,7 +435,7 @@ export class StepRunner {
       const fresh = await this.flows!.forEvent(event.id)
       const out = await fresh.hook(hookNames(step).after as 'afterRequest')
       if (out.ok) return
-      await this.db.$executeRaw`UPDATE "RunEvent" SET "warning" = ${out.message} WHERE "id" = ${event.id}::uuid`
+      await this.db.sql.execute(sql`UPDATE "RunEvent" SET "warning" = ${out.message} WHERE "id" = ${event.id}::uuid`)
       await this.report(event, step, `The flow's ${hookNames(step).after} hook failed (the ${step} itself is done): ${out.message}`, new Error(out.message))
     } catch (err) {
       this.logger.error({ err, eventId: event.id }, `${hookNames(step).after} could not run`)
@@ -446,7 +448,7 @@ export class StepRunner {
    */
   private async hookFailed(event: RunEvent, step: HookStep, message: string, ctx: StepContext, call: EventCall | undefined): Promise<StepResult> {
     const detail = `The flow's implementation failed: ${message}`
-    const done = await this.db.$transaction(async (tx) => {
+    const done = await this.db.sql.transaction(async (tx) => {
       const run = await lockRun(tx, event.runId)
       const now = this.clock()
       const to = hookFailureStatus(run.status, step)
@@ -461,7 +463,7 @@ export class StepRunner {
 
   /** `ApprovalTemplate.ignore({message})`: the event is an error with the message; the run stays (a request ends). */
   private async ignored(event: RunEvent, step: HookStep, message: string, ctx: StepContext): Promise<StepResult> {
-    const done = await this.db.$transaction(async (tx) => {
+    const done = await this.db.sql.transaction(async (tx) => {
       const run = await lockRun(tx, event.runId)
       const now = this.clock()
       const to = hookFailureStatus(run.status, step)
@@ -475,7 +477,7 @@ export class StepRunner {
 
   /** The hook returned another transition: this event does not take effect; that one (channel `sdk`) follows. */
   private async replaced(event: RunEvent, step: HookStep, decided: Extract<HookDecision, { kind: 'replace' }>, ctx: StepContext): Promise<StepResult> {
-    const next = await this.db.$transaction(async (tx) => {
+    const next = await this.db.sql.transaction(async (tx) => {
       const run = await lockRun(tx, event.runId)
       const why = `${hookNames(step).on} replaced this ${step} with ${decided.step}`
       const done = await this.complete(tx, event.id, { status: 'error', error: why, completedAt: this.clock(), attempts: ctx.attempt }, {
@@ -530,12 +532,12 @@ export class StepRunner {
       const base = { strategy: config, target, subject }
       // Stored → getIdentity reducer → discovery by email → an error naming the user and service (identities.ts).
       const identity = await this.callStrategy('identity', (signal) =>
-        resolveIdentity({ db: this.db, getIdentity: this.getIdentity }, strategy, { ...base, secrets: this.secrets(run.orgId, this.db), signal, orgId: run.orgId, runId: run.id, snapshot }),
+        resolveIdentity({ db: this.db, getIdentity: this.getIdentity }, strategy, { ...base, secrets: this.secrets(run.orgId, this.db.sql), signal, orgId: run.orgId, runId: run.id, snapshot }),
       )
       const key = grantKey(config, target, identity)
       const scheduleDeescalation = flowParams(snapshot.flow.params).schedule_deescalation
 
-      const done = await this.db.$transaction(async (tx) => {
+      const done = await this.db.sql.transaction(async (tx) => {
         const grant = await lockGrantByKey(tx, run.orgId, key, config.type, identity)
         const locked = await lockRun(tx, run.id)
         const now0 = this.clock()
@@ -614,7 +616,7 @@ export class StepRunner {
     const addFields = decided.kind === 'proceed' ? decided.fields : {}
     const leaseId = run.leaseId
     try {
-      const done = await this.db.$transaction(async (tx) => {
+      const done = await this.db.sql.transaction(async (tx) => {
         const grant = leaseId && run.leaseGrantId ? await lockGrant(tx, run.leaseGrantId) : undefined
         const locked = await lockRun(tx, run.id)
         const now0 = this.clock()
@@ -680,7 +682,7 @@ export class StepRunner {
 
   /** The step may not happen now (the run moved on): the event ends in error with the state machine's reason. */
   private async refuse(event: RunEvent, reason: string, ctx: StepContext): Promise<StepResult> {
-    const done = await this.db.$transaction(async (tx) => {
+    const done = await this.db.sql.transaction(async (tx) => {
       await lockRun(tx, event.runId)
       return (await this.complete(tx, event.id, { status: 'error', error: reason, completedAt: this.clock(), attempts: ctx.attempt })) !== undefined
     }, this.txOptions)
@@ -695,7 +697,7 @@ export class StepRunner {
    * run still moves forward only (approved → escalated → deescalated) and its trail says why.
    */
   private async endBeforeGrant(event: RunEvent, fields: Readonly<Record<string, unknown>>, ctx: StepContext): Promise<StepResult> {
-    const next = await this.db.$transaction(async (tx) => {
+    const next = await this.db.sql.transaction(async (tx) => {
       const run = await lockRun(tx, event.runId)
       const allowed = transition(run.status, 'escalate')
       const now = this.clock()
@@ -722,7 +724,7 @@ export class StepRunner {
     const output = e instanceof StrategyFailure || e instanceof UnverifiedChange ? e.output : undefined
     const verified = e instanceof UnverifiedChange ? false : undefined
     const detail = e instanceof StrategyFailure || e instanceof UnverifiedChange ? e.message : `${message(e)} (after ${ctx.attempt} attempts)`
-    const recorded = await this.db.$transaction(async (tx) => {
+    const recorded = await this.db.sql.transaction(async (tx) => {
       const run = await lockRun(tx, event.runId)
       const now = this.clock()
       const to = failureStatus(run.status, step)
@@ -764,11 +766,11 @@ export class StepRunner {
    * pending (nothing was changed).
    */
   private async endLease(
-    tx: Tx,
+    tx: Sql,
     eventId: string,
     lease: { leaseId: string; grantId: string; at: Date } | undefined,
   ): Promise<{ input: LoadedEntryInput; ended: { others: number } | undefined } | undefined> {
-    const [row] = await tx.$queryRaw<Array<EntryInputRow & { ended: boolean | null; others: number | null }>>`
+    const [row] = await tx.query<EntryInputRow & { ended: boolean | null; others: number | null }>(sql`
       WITH ended AS (
         ${
           lease
@@ -779,7 +781,7 @@ export class StepRunner {
         }
       )
       SELECT ${Prisma.raw(ENTRY_INPUT_COLUMNS)}, EXISTS (SELECT 1 FROM ended) AS "ended", (SELECT "others" FROM ended) AS "others"
-      FROM "RunEvent" e ${Prisma.raw(ENTRY_INPUT_JOINS)} WHERE e."id" = ${eventId}::uuid`
+      FROM "RunEvent" e ${Prisma.raw(ENTRY_INPUT_JOINS)} WHERE e."id" = ${eventId}::uuid`)
     if (!row) throw new Error(`event ${eventId} not found`)
     const input = entryInputOf(row)
     if (input.event.status !== 'pending') return undefined
@@ -802,15 +804,15 @@ export class StepRunner {
    */
   private async noteRetry(eventId: string, e: unknown, ctx: StepContext): Promise<void> {
     const why = `attempt ${ctx.attempt} of ${ctx.maxAttempts} failed, retrying: ${message(e)}`
-    await this.bestEffort('note the retry on its event', () => this.db.$executeRaw`UPDATE "RunEvent" SET "error" = ${why}, "attempts" = ${ctx.attempt} WHERE "id" = ${eventId}::uuid AND "status" = 'pending'`)
+    await this.bestEffort('note the retry on its event', () => this.db.sql.execute(sql`UPDATE "RunEvent" SET "error" = ${why}, "attempts" = ${ctx.attempt} WHERE "id" = ${eventId}::uuid AND "status" = 'pending'`))
   }
 
   /** The run with its requester's names and its lease (one round trip), for escalate and de-escalate. */
   private async readRun(runId: string): Promise<RunToChange> {
-    const [run] = await this.db.$queryRaw<RunToChange[]>`
+    const [run] = await this.db.sql.query<RunToChange>(sql`
       SELECT ${runColumns('r')}, u."email" AS "requesterEmail", u."username" AS "requesterUsername", l."id" AS "leaseId", l."grantId" AS "leaseGrantId"
       FROM "Run" r JOIN "User" u ON u."id" = r."requesterId" LEFT JOIN "GrantLease" l ON l."runId" = r."id"
-      WHERE r."id" = ${runId}::uuid`
+      WHERE r."id" = ${runId}::uuid`)
     if (!run) throw new Error(`run ${runId} not found`)
     return run
   }
@@ -821,8 +823,8 @@ export class StepRunner {
    */
   private async waitForEarlier(event: RunEvent, knownPending = false): Promise<void> {
     const pendingEarlier = async () => {
-      const [row] = await this.db.$queryRaw<Array<{ n: number }>>`
-        SELECT count(*)::int AS "n" FROM "RunEvent" WHERE "runId" = ${event.runId}::uuid AND "seq" < ${event.seq} AND "status" = 'pending'`
+      const [row] = await this.db.sql.query<{ n: number }>(sql`
+        SELECT count(*)::int AS "n" FROM "RunEvent" WHERE "runId" = ${event.runId}::uuid AND "seq" < ${event.seq} AND "status" = 'pending'`)
       return row?.n ?? 0
     }
     if (!knownPending && (await pendingEarlier()) === 0) return

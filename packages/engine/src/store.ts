@@ -3,7 +3,7 @@
  * lock the run, append or complete an event, compare-and-set the run's status on its version, audit.
  */
 import { createHash, randomUUID } from 'node:crypto'
-import { Prisma, type RunEvent, type Run, type Tx } from '@opensym/db'
+import { Prisma, type RunEvent, type Run, type Sql } from '@opensym/db'
 import type { EventChannel, RunStatus, Step } from '@opensym/domain'
 import { appendAudit, ENTRY_INPUT_COLUMNS, ENTRY_INPUT_JOINS, entryInputOf, type EntryInputRow } from './audit.js'
 
@@ -35,8 +35,8 @@ export const scheduledDeescalateIdSql = (runId: Prisma.Sql) =>
   sql`md5(${runId}::text || ':deescalate:' || (SELECT count(*) FROM "RunEvent" d WHERE d."runId" = ${runId} AND d."name" = 'deescalate')::text)::uuid`
 
 /** Locks the run row until the transaction ends and returns it as committed now (one round trip). */
-export async function lockRun(tx: Tx, runId: string): Promise<Run> {
-  const [run] = await tx.$queryRaw<Run[]>`SELECT ${runColumns()} FROM "Run" WHERE "id" = ${runId}::uuid FOR UPDATE`
+export async function lockRun(tx: Sql, runId: string): Promise<Run> {
+  const [run] = await tx.query<Run>(sql`SELECT ${runColumns()} FROM "Run" WHERE "id" = ${runId}::uuid FOR UPDATE`)
   if (!run) throw new Error(`run ${runId} not found`)
   return run
 }
@@ -51,11 +51,11 @@ export type RunTimestamps = Partial<Record<(typeof RUN_TIMESTAMPS)[number], Date
 const RUN_TIMESTAMPS = ['decidedAt', 'escalatedAt', 'expiresAt', 'deescalatedAt', 'endedAt'] as const
 
 /** Moves the run from its current status to `to`, only if nobody changed it since it was read (same version). */
-export async function casRun(tx: Tx, run: Pick<Run, 'id' | 'version' | 'status'>, to: RunStatus, data: RunTimestamps = {}): Promise<void> {
+export async function casRun(tx: Sql, run: Pick<Run, 'id' | 'version' | 'status'>, to: RunStatus, data: RunTimestamps = {}): Promise<void> {
   const sets = RUN_TIMESTAMPS.filter((k) => data[k] !== undefined).map((k) => sql`${raw(`"${k}"`)} = ${data[k] ?? null}::timestamptz`)
-  const count = await tx.$executeRaw`
+  const count = await tx.execute(sql`
     UPDATE "Run" SET ${join([...sets, sql`"status" = ${to}::"RunStatus"`, sql`"version" = "version" + 1`, sql`"updatedAt" = ${new Date()}::timestamptz`], ', ')}
-    WHERE "id" = ${run.id}::uuid AND "version" = ${run.version} AND "status" = ${run.status}::"RunStatus"`
+    WHERE "id" = ${run.id}::uuid AND "version" = ${run.version} AND "status" = ${run.status}::"RunStatus"`)
   if (count !== 1) throw new RunChangedError(`run ${run.id} changed while moving it from ${run.status} to ${to}`)
 }
 
@@ -68,8 +68,8 @@ export interface NewEvent {
 }
 
 /** Appends a pending event to a run the transaction has locked: the run's next `seq`, in one round trip. */
-export async function appendEvent(tx: Tx, run: Pick<Run, 'id' | 'orgId'>, event: NewEvent): Promise<RunEvent> {
-  const [created] = await tx.$queryRaw<RunEvent[]>(insertEvent(randomUUID(), run, event, new Date()))
+export async function appendEvent(tx: Sql, run: Pick<Run, 'id' | 'orgId'>, event: NewEvent): Promise<RunEvent> {
+  const [created] = await tx.query<RunEvent>(insertEvent(randomUUID(), run, event, new Date()))
   if (!created) throw new Error(`could not append a ${event.name} event to run ${run.id}`)
   return created
 }
@@ -127,7 +127,7 @@ export interface Completed {
  * check right after the lock would have said. Two round trips: the update (which returns what the entry is made of),
  * then the append to the chain (with the next event, if any).
  */
-export async function completeEvent(tx: Tx, eventId: string, outcome: EventOutcome, also: CompleteAlso = {}): Promise<Completed | undefined> {
+export async function completeEvent(tx: Sql, eventId: string, outcome: EventOutcome, also: CompleteAlso = {}): Promise<Completed | undefined> {
   const sets = [
     sql`"status" = ${outcome.status}::"EventStatus"`,
     sql`"error" = ${outcome.error ?? null}`,
@@ -186,9 +186,9 @@ export async function completeEvent(tx: Tx, eventId: string, outcome: EventOutco
       WHERE EXISTS (SELECT 1 FROM e)
       RETURNING 1)`)
   }
-  const [row] = await tx.$queryRaw<Array<EntryInputRow & { moved: number | null }>>`
+  const [row] = await tx.query<EntryInputRow & { moved: number | null }>(sql`
     WITH ${join(ctes, ', ')}
-    SELECT ${raw(ENTRY_INPUT_COLUMNS)}, ${run ? sql`(SELECT count(*)::int FROM m)` : sql`NULL::int`} AS "moved" FROM e ${raw(ENTRY_INPUT_JOINS)}`
+    SELECT ${raw(ENTRY_INPUT_COLUMNS)}, ${run ? sql`(SELECT count(*)::int FROM m)` : sql`NULL::int`} AS "moved" FROM e ${raw(ENTRY_INPUT_JOINS)}`)
   if (!row) return undefined
   if (run && row.moved !== 1) throw new RunChangedError(`run ${run.id} changed while ${run.to ? `moving it from ${run.status} to ${run.to}` : 'completing its event'}`)
   const next = also.next

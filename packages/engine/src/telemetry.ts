@@ -4,7 +4,7 @@
  * timed per queue), and strategy calls get spans and latencies of their own. `RunTraces` keeps each run in one
  * trace across the requests that drive it. All of it is in-memory or no-op when tracing is off.
  */
-import type { Db } from '@opensym/db'
+import { Prisma, type Db } from '@opensym/db'
 import {
   context,
   extractTraceContext,
@@ -143,7 +143,7 @@ export class RunTraces {
     const d = (data && typeof data === 'object' ? data : {}) as Record<string, unknown>
     if (typeof d.runId === 'string' && UUID.test(d.runId)) return d.runId
     if (typeof d.eventId !== 'string' || !UUID.test(d.eventId)) return undefined
-    const [row] = await this.o.db.$queryRaw<Array<{ runId: string }>>`SELECT "runId"::text AS "runId" FROM "RunEvent" WHERE "id" = ${d.eventId}::uuid`
+    const [row] = await this.o.db.sql.query<{ runId: string }>(Prisma.sql`SELECT "runId"::text AS "runId" FROM "RunEvent" WHERE "id" = ${d.eventId}::uuid`)
     return row?.runId
   }
 }

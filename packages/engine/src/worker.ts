@@ -3,6 +3,7 @@
  * starts this with its configuration; tests start it in-process.
  */
 import type { Db } from '@opensym/db'
+import { AuditChainer } from './audit.js'
 import { ExpirySweeper } from './expiries.js'
 import { DelayedError, Worker, type Job } from 'bullmq'
 import type { Redis } from 'ioredis'
@@ -73,6 +74,8 @@ export interface EngineWorker {
   readonly expiries: ExpirySweeper | undefined
   readonly notifications: NotificationRunner
   readonly reconciler: Reconciler
+  /** Chains the audit entries that completed steps staged (audit.ts). */
+  readonly audit: AuditChainer
   /** Stops taking jobs, waits for active ones and the reconciler, closes queues. Safe to call twice. */
   close(): Promise<void>
 }
@@ -96,6 +99,7 @@ export async function startEngineWorker(o: EngineWorkerOptions): Promise<EngineW
     announceEvents: o.notifier !== undefined,
   })
   const traces = new RunTraces({ db: o.db, connection: o.connection, prefix: o.prefix })
+  const audit = new AuditChainer(o.db.sql, { onError: (err) => logger.warn({ err }, 'chaining audit entries failed; the next pass retries') })
   const expiryBatchSize = o.expiryBatchSize ?? 200
   const expiries =
     expiryBatchSize > 0
@@ -115,37 +119,47 @@ export async function startEngineWorker(o: EngineWorkerOptions): Promise<EngineW
   const notifications = new NotificationRunner({ db: o.db, queues, notifier: o.notifier ?? silentNotifier, logger, clock: o.clock })
   const reconciler = new Reconciler({ db: o.db, queues, logger, clock: o.clock, deescalateRetryCooldownMs: o.deescalateRetryCooldownMs })
 
+  /** What a job does. */
+  const step = async (data: ReturnType<typeof parseJobData>, ctx: StepContext): Promise<StepResult> => {
+    switch (data.kind) {
+      case 'event':
+        return steps.processEvent(data.eventId, ctx)
+      case 'scheduled': {
+        // Everything due goes in batches first; what the sweep leaves (or a run not due yet) is this job's. A job
+        // that joined a sweep already past its claims (its run came due meanwhile) takes the next one.
+        if (expiries && ctx.attempt === 1) {
+          for (let sweeps = 0; sweeps < 2; sweeps++) if ((await expiries.sweep()).has(data.runId)) return 'done'
+        }
+        return steps.scheduledDeescalation(data.runId, ctx)
+      }
+      case 'expire':
+        return steps.expireRequest(data.runId, ctx)
+      case 'notify-request':
+        return notifications.postLink(data.runId, data.index)
+      case 'notify-timeout':
+        return notifications.linkTimeout(data.runId, data.index)
+      case 'notify-event':
+        return notifications.notifyEvent(data.eventId)
+    }
+  }
+
   // Each job in a span of its run's trace, timed per queue (telemetry.ts).
   const processor = (kind: QueueKind) => instrumentProcessor(QUEUE_NAMES[kind], async (job: Job, token?: string): Promise<StepResult> => {
     const data = parseJobData(job.name, job.data)
     const ctx: StepContext = { attempt: job.attemptsMade + 1, maxAttempts: job.opts.attempts ?? 1 }
     try {
-      switch (data.kind) {
-        case 'event':
-          return await steps.processEvent(data.eventId, ctx)
-        case 'scheduled': {
-          // Everything due goes in batches first; what the sweep leaves (or a run not due yet) is this job's. A job
-          // that joined a sweep already past its claims (its run came due meanwhile) takes the next one.
-          if (expiries && ctx.attempt === 1) {
-            for (let sweeps = 0; sweeps < 2; sweeps++) if ((await expiries.sweep()).has(data.runId)) return 'done'
-          }
-          return await steps.scheduledDeescalation(data.runId, ctx)
-        }
-        case 'expire':
-          return await steps.expireRequest(data.runId, ctx)
-        case 'notify-request':
-          return await notifications.postLink(data.runId, data.index)
-        case 'notify-timeout':
-          return await notifications.linkTimeout(data.runId, data.index)
-        case 'notify-event':
-          return await notifications.notifyEvent(data.eventId)
-      }
+      const result = await step(data, ctx)
+      // The step may have completed events: their staged audit entries are chained soon after, with others'.
+      if (result !== 'noop') audit.kick()
+      return result
     } catch (e) {
       if (e instanceof NotYet) {
         // Not an attempt: the job goes back to the delayed set and its attempts stay as they are.
         await job.moveToDelayed(Date.now() + e.delayMs, token)
         throw new DelayedError()
       }
+      // A failed attempt may have recorded its event's failure.
+      audit.kick()
       logger.debug({ err: e, queue: kind, jobId: job.id, attempt: ctx.attempt }, 'job attempt failed')
       throw e
     }
@@ -168,7 +182,12 @@ export async function startEngineWorker(o: EngineWorkerOptions): Promise<EngineW
   })
   await Promise.all(workers.map((w) => w.waitUntilReady()))
   await reconciler.runOnce()
-  if ((o.reconcileIntervalMs ?? 5000) > 0) reconciler.start(o.reconcileIntervalMs ?? 5000)
+  // What an earlier process staged and did not chain (it crashed) is chained now, and checked for with the reconciler.
+  audit.kick()
+  const reconcileIntervalMs = o.reconcileIntervalMs ?? 5000
+  const auditSweep = reconcileIntervalMs > 0 ? setInterval(() => audit.kick(), reconcileIntervalMs) : undefined
+  auditSweep?.unref()
+  if (reconcileIntervalMs > 0) reconciler.start(reconcileIntervalMs)
   logger.info({ prefix: o.prefix, queues: Object.values(QUEUE_NAMES) }, 'engine workers started')
 
   let closing: Promise<void> | undefined
@@ -178,10 +197,13 @@ export async function startEngineWorker(o: EngineWorkerOptions): Promise<EngineW
     expiries,
     notifications,
     reconciler,
+    audit,
     close: () =>
       (closing ??= (async () => {
         await reconciler.stop()
+        clearInterval(auditSweep)
         await Promise.allSettled(workers.map((w) => w.close()))
+        await audit.close()
         await queues.close()
       })()),
   }

@@ -1,7 +1,7 @@
 import { createDb, toJson, type Db } from '@opensym/db'
 import { createTestOrg, type TestOrg } from '@opensym/testing'
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
-import { buildLogEntry, canonicalJson, chainHash, GENESIS_HASH, recordAudit, verifyAuditChain } from '../src/audit.js'
+import { AuditChainer, buildLogEntry, canonicalJson, chainAudit, chainHash, chainOrgAudit, GENESIS_HASH, recordAudit, verifyAuditChain } from '../src/audit.js'
 import type { RunSnapshot } from '../src/snapshot.js'
 
 let db: Db
@@ -34,7 +34,8 @@ async function runWithEvents(steps: Array<{ name: string; status?: 'success' | '
     const event = await db.runEvent.create({
       data: { orgId: org.id, runId: run.id, seq: i + 1, name: step.name, actorId, channel: 'api', fields: toJson(step.fields ?? {}), status: step.status ?? 'success', error: step.error ?? null, completedAt: new Date() },
     })
-    await db.$transaction((tx) => recordAudit(tx, event.id))
+    await db.sql.transaction((tx) => recordAudit(tx, event.id))
+    await chainAudit(db.sql)
     events.push(event)
   }
   return { run, events, requester, approver }
@@ -86,7 +87,8 @@ describe('log entries', () => {
 
   it('are written once per event however often the step is retried', async () => {
     const { events } = await runWithEvents([{ name: 'request' }])
-    await db.$transaction((tx) => recordAudit(tx, events[0]!.id))
+    await db.sql.transaction((tx) => recordAudit(tx, events[0]!.id))
+    await chainAudit(db.sql)
     expect(await db.auditEntry.count({ where: { eventId: events[0]!.id } })).toBe(1)
   })
 })
@@ -131,5 +133,57 @@ describe('the hash chain', () => {
     const result = await verifyAuditChain(db, other.id)
     expect(result).toMatchObject({ ok: false, entries: 1, firstBreak: { seq: 2n } })
     expect(result.firstBreak?.reason).toMatch(/entries were removed/)
+  })
+
+  it('chains staged entries once, in staging order, whoever chains them and however many at once', async () => {
+    const other = await createTestOrg(db, 'staged')
+    org = other
+    // Staged by their steps' transactions, not chained yet.
+    const events = []
+    for (let i = 0; i < 3; i++) {
+      const run = await db.run.create({ data: { orgId: other.id, flowSlug: 'db-access', flowVersion: 1, requesterId: (await db.user.findFirstOrThrow({ where: { orgId: other.id } })).id, status: 'requested' } })
+      for (const [seq, name] of ['request', 'approve', 'escalate'].entries()) {
+        const event = await db.runEvent.create({ data: { orgId: other.id, runId: run.id, seq: seq + 1, name, channel: 'api', status: 'success', completedAt: new Date() } })
+        await db.sql.transaction(async (tx) => {
+          expect(await recordAudit(tx, event.id)).toMatchObject({ id: event.id })
+          // A retried step stages nothing more.
+          expect(await recordAudit(tx, event.id)).toBeUndefined()
+        })
+        events.push(event.id)
+      }
+    }
+    expect(await db.auditEntry.count({ where: { orgId: other.id } })).toBe(0)
+    expect(await db.auditStaged.count({ where: { orgId: other.id } })).toBe(9)
+
+    // Three chainers at once (two processes' passes and one for the org): they take turns on the head.
+    const chained = await Promise.all([chainAudit(db.sql), chainAudit(db.sql, other.id), chainOrgAudit(db.sql, other.id)])
+    expect(chained.reduce((a, b) => a + b, 0)).toBeGreaterThanOrEqual(9)
+    expect(await db.auditStaged.count({ where: { orgId: other.id } })).toBe(0)
+    const entries = await db.auditEntry.findMany({ where: { orgId: other.id }, orderBy: { seq: 'asc' } })
+    expect(entries.map((e) => e.eventId)).toEqual(events)
+    expect(await verifyAuditChain(db, other.id)).toEqual({ ok: true, entries: 9 })
+
+    // Once chained, the entry is not staged again.
+    await db.sql.transaction(async (tx) => expect(await recordAudit(tx, events[0] ?? '')).toBeUndefined())
+    expect(await db.auditStaged.count({ where: { orgId: other.id } })).toBe(0)
+  })
+
+  it('the chainer chains after a kick, and everything staged when it closes', async () => {
+    const other = await createTestOrg(db, 'chainer')
+    org = other
+    const chainer = new AuditChainer(db.sql, { minIntervalMs: 5 })
+    const requester = await db.user.findFirstOrThrow({ where: { orgId: other.id } })
+    const run = await db.run.create({ data: { orgId: other.id, flowSlug: 'db-access', flowVersion: 1, requesterId: requester.id, status: 'requested' } })
+    const events = []
+    for (const [seq, name] of ['request', 'approve'].entries()) {
+      events.push(await db.runEvent.create({ data: { orgId: other.id, runId: run.id, seq: seq + 1, name, channel: 'api', status: 'success', completedAt: new Date() } }))
+    }
+    await db.sql.transaction((tx) => recordAudit(tx, events[0]!.id))
+    chainer.kick()
+    chainer.kick()
+    await expect.poll(() => db.auditEntry.count({ where: { orgId: other.id } })).toBe(1)
+    await db.sql.transaction((tx) => recordAudit(tx, events[1]!.id))
+    await chainer.close()
+    expect(await verifyAuditChain(db, other.id)).toEqual({ ok: true, entries: 2 })
   })
 })

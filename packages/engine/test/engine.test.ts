@@ -6,7 +6,7 @@ import { createDb, type Db } from '@opensym/db'
 import { RecordingStrategy } from '@opensym/engine/testing'
 import type { Redis } from 'ioredis'
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest'
-import { verifyAuditChain } from '../src/audit.js'
+import { chainAudit, verifyAuditChain } from '../src/audit.js'
 import { EngineError } from '../src/errors.js'
 import { EngineQueues, jobIds } from '../src/queues.js'
 import { Reconciler } from '../src/reconciler.js'
@@ -93,6 +93,7 @@ describe('the grant ledger', () => {
     expect(r.expiresAt!.getTime() - r.escalatedAt!.getTime()).toBe(3600_000)
     // The payload is the escalate event's §7.2 log entry.
     expect(strategy.callsOf('escalate', r.id)[0]!.payload).toMatchObject({ id: escalate.id, event: { type: 'escalate' }, state: { status: 'processing' }, fields: { reason: 'incident 42', duration: 3600 } })
+    await chainAudit(db.sql)
     expect(await db.auditEntry.count({ where: { runId: r.id } })).toBe(3)
     expect(await queues.jobState('deescalate', jobIds.deescalation(r.id))).toBe('delayed')
   })
@@ -119,6 +120,7 @@ describe('the grant ledger', () => {
     expect(secondDone.events.at(-1)).toMatchObject({ verified: true })
     expect(strategy.granted.has(`member@example.com|${f.targets[0]!.slug}`)).toBe(false)
     expect(await db.grant.findUniqueOrThrow({ where: { id: grants[0]!.id } })).toMatchObject({ applied: false })
+    await chainAudit(db.sql)
     expect(await verifyAuditChain(db, o.org.id)).toMatchObject({ ok: true })
   })
 
@@ -134,6 +136,7 @@ describe('the grant ledger', () => {
     expect(results.filter((x) => x === 'done').length).toBeLessThanOrEqual(1)
     expect(strategy.callsOf('escalate', run_id)).toHaveLength(1)
     expect(await db.grantLease.count({ where: { runId: run_id } })).toBe(1)
+    await chainAudit(db.sql)
     expect(await db.auditEntry.count({ where: { eventId: escalate.id } })).toBe(1)
   })
 })

@@ -7,7 +7,7 @@ import { createDb, Prisma, type Db } from '@opensym/db'
 import { RecordingStrategy } from '@opensym/engine/testing'
 import type { Redis } from 'ioredis'
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
-import { buildLogEntry, loadEntryInput, verifyAuditChain } from '../src/audit.js'
+import { buildLogEntry, chainAudit, loadEntryInput, verifyAuditChain } from '../src/audit.js'
 import { ExpirySweeper } from '../src/expiries.js'
 import { EngineQueues, jobIds } from '../src/queues.js'
 import { RunService } from '../src/service.js'
@@ -87,9 +87,10 @@ describe('the expiry sweep', () => {
       expect(r.leases[0]!.endedAt).not.toBeNull()
       expect(await queues.jobState('deescalate', jobIds.deescalation(id))).toBe('unknown')
       // The entry is the one the event's row builds (as a step's would be), chained.
+      await chainAudit(db.sql)
       const entries = await db.auditEntry.findMany({ where: { eventId: event.id } })
       expect(entries).toHaveLength(1)
-      expect(entries[0]!.entry).toEqual(JSON.parse(JSON.stringify(buildLogEntry(await loadEntryInput(db, event.id)))))
+      expect(entries[0]!.entry).toEqual(JSON.parse(JSON.stringify(buildLogEntry(await loadEntryInput(db.sql, event.id)))))
       expect(entries[0]!.entry).toMatchObject({ state: { status: 'completed' }, event: { type: 'deescalate', timestamp: event.completedAt!.toISOString() } })
     }
     expect((await runOf(shared)).events.at(-1)!.output).toMatchObject({ body: { strategy_called: false, reason: 'the access stays: 1 other run(s) still hold it' } })
@@ -100,6 +101,7 @@ describe('the expiry sweep', () => {
     // The strategy got the §7.2 payload of the pending event.
     expect(strategy.callsOf('deescalate', runs[1]).at(-1)!.payload).toMatchObject({ event: { type: 'deescalate', channel: 'internal' }, state: { status: 'processing' } })
     expect((await runOf(notDue)).status).toBe('escalated')
+    await chainAudit(db.sql)
     expect(await verifyAuditChain(db, o.org.id)).toMatchObject({ ok: true })
   })
 
@@ -110,6 +112,7 @@ describe('the expiry sweep', () => {
     expect([...a].filter((id) => b.has(id))).toEqual([])
     expect(runs.every((id) => a.has(id) || b.has(id))).toBe(true)
     expect(runs.map((id) => strategy.callsOf('deescalate', id).length)).toEqual(runs.map(() => 1))
+    await chainAudit(db.sql)
     expect(await verifyAuditChain(db, o.org.id)).toMatchObject({ ok: true })
   })
 
@@ -192,6 +195,7 @@ describe('the expiry sweep', () => {
     const r = await runOf(failing)
     expect(r.events.filter((e) => e.name === 'deescalate')).toMatchObject([{ status: 'success', error: null, fields: { deescalate_type: 'scheduled' } }])
     expect(strategy.granted.has(`${email}|${flow.targets[0]!.slug}`)).toBe(false)
+    await chainAudit(db.sql)
     expect(await verifyAuditChain(db, o.org.id)).toMatchObject({ ok: true })
     strategy.failures.deescalate.length = 0
   })

@@ -99,14 +99,14 @@ describe('createSecretResolver (PostgreSQL)', () => {
   it('resolves a sym_secret id of the org through its source', async () => {
     const plain = await secret(org.id, 'env', 'OPENSYM_SECRET_PLAIN')
     const keyed = await secret(org.id, 'env', 'OPENSYM_SECRET_JSON', { json_key: 'token' })
-    const resolve = createSecretResolver({ db, orgId: org.id, env })
+    const resolve = createSecretResolver({ db: db.sql, orgId: org.id, env })
     expect(await resolve(plain.id)).toBe('plain-value')
     expect(await resolve(keyed.id)).toBe('json-token')
   })
 
   it('refuses ids of other orgs, unknown ids and non-UUIDs', async () => {
     const theirs = await secret(other.id, 'env', 'OPENSYM_SECRET_PLAIN')
-    const resolve = createSecretResolver({ db, orgId: org.id, env })
+    const resolve = createSecretResolver({ db: db.sql, orgId: org.id, env })
     expect((await secretError(resolve(theirs.id))).message).toBe(`no sym_secret with id ${theirs.id} in this organization`)
     const unknown = randomUUID()
     expect((await secretError(resolve(unknown))).message).toBe(`no sym_secret with id ${unknown} in this organization`)
@@ -125,7 +125,7 @@ describe('createSecretResolver (PostgreSQL)', () => {
         subject: { userId: 'u', email: 'ben@example.com', username: 'ben@example.com' },
         identity: 'ben@example.com',
         payload: { id: 'e1', event: { type: 'escalate' } },
-        secrets: createSecretResolver({ db, orgId: org.id, env }),
+        secrets: createSecretResolver({ db: db.sql, orgId: org.id, env }),
         signal: new AbortController().signal,
       }
       expect(await httpStrategy.escalate(c)).toEqual({ body: {}, errors: [] })

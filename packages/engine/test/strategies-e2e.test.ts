@@ -10,6 +10,7 @@ import { createDb, type Db, type Prisma } from '@opensym/db'
 import { startFakeAws, startFakeGithub, startFakeOkta, type FakeAws, type FakeGithub, type FakeOkta } from '@opensym/testing'
 import type { Redis } from 'ioredis'
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
+import { chainAudit } from '../src/audit.js'
 import type { Aws } from '../src/aws.js'
 import { EngineQueues } from '../src/queues.js'
 import type { EngineFailure, EngineLogger } from '../src/seams.js'
@@ -332,6 +333,7 @@ describe('failures end to end', () => {
     expect((await until(runId, 'errored')).events.at(-1)!.error).toMatch(/HTTP 401 E0000011 Invalid token provided/)
 
     const runs = await db.run.findMany({ where: { orgId: o.org.id }, include: { events: true } })
+    await chainAudit(db.sql)
     const audit = await db.auditEntry.findMany({ where: { orgId: o.org.id } })
     const views = await Promise.all(runs.map((r) => service.getRun(o.admin, r.id)))
     const stored = JSON.stringify({ runs, audit, views, reported: reported.map((f) => ({ ...f, cause: deepText(f.cause) })) }, (_k, v: unknown) => (typeof v === 'bigint' ? String(v) : v))

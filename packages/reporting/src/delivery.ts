@@ -164,7 +164,7 @@ export class LogDeliverer {
       const factory = this.factories[d.type]
       if (!factory) throw new DeliveryError(`log destination ${d.slug}: unknown type "${d.type}"`)
       const destination = await factory(record, {
-        secret: createSecretResolver({ db: this.db, orgId: d.orgId, aws: this.aws, env: this.o.env }),
+        secret: createSecretResolver({ db: this.db.sql, orgId: d.orgId, aws: this.aws, env: this.o.env }),
         aws: this.aws,
         endpoints: this.o.endpoints ?? {},
         fetch: this.o.fetch ?? fetch,

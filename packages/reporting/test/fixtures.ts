@@ -1,7 +1,7 @@
 /** Orgs, environments, destinations and audited runs for delivery tests, written as the engine and the API write them. */
 import { randomBytes } from 'node:crypto'
 import type { Db, Prisma } from '@opensym/db'
-import { recordAudit } from '@opensym/engine'
+import { chainAudit, recordAudit } from '@opensym/engine'
 import { createTestOrg, type TestOrg } from '@opensym/testing'
 import { expect } from 'vitest'
 
@@ -69,7 +69,8 @@ export async function auditedRuns(db: Db, f: OrgFixture, envId: string, runs: nu
       const event = await db.runEvent.create({
         data: { orgId: f.org.id, runId: run.id, seq: k + 1, name, actorId: f.requesterId, channel: 'api', status: 'success', completedAt: new Date() },
       })
-      await db.$transaction((tx) => recordAudit(tx, event.id))
+      await db.sql.transaction((tx) => recordAudit(tx, event.id))
+      await chainAudit(db.sql)
       byRun.get(run.id)!.push(event.id)
       all.push(event.id)
     }

@@ -60,14 +60,14 @@ interface Claim {
   phase: 'pending' | 'claimed' | 'done' | 'replayed'
 }
 
-type StoredBody = { json: Prisma.InputJsonValue | typeof Prisma.JsonNull | typeof Prisma.DbNull } | undefined
+const { sql } = Prisma
 
-/** The body to store for a response, or undefined when the response must not be stored. */
-function storable(status: number, payload: unknown): StoredBody {
+/** The body to store for a response: its JSON text, null for no body; undefined when the response must not be stored. */
+function storable(status: number, payload: unknown): { json: string | null } | undefined {
   if (status >= 500 || status === 429) return undefined
   const text = typeof payload === 'string' ? payload : Buffer.isBuffer(payload) ? payload.toString('utf8') : payload == null ? '' : undefined
   if (text === undefined) return undefined // a stream: not replayable
-  if (text === '') return { json: Prisma.DbNull }
+  if (text === '') return { json: null }
   let body: unknown
   try {
     body = JSON.parse(text)
@@ -75,7 +75,16 @@ function storable(status: number, payload: unknown): StoredBody {
     return undefined
   }
   if (body && typeof body === 'object' && (body as { is_retryable?: unknown }).is_retryable === true) return undefined
-  return { json: body === null ? Prisma.JsonNull : (body as Prisma.InputJsonValue) }
+  return { json: text }
+}
+
+/** A key's row as a claim that finds it taken reads it. */
+interface KeyRow {
+  readonly method: string
+  readonly path: string
+  readonly requestHash: string
+  readonly responseStatus: number | null
+  readonly responseBody: unknown
 }
 
 export default fp(
@@ -84,13 +93,16 @@ export default fp(
     let lastSweep = 0
     let sweeping: Promise<unknown> | undefined
 
-    const where = (req: FastifyRequest, c: Claim) => ({ orgId: req.principal!.orgId, userId: req.principal!.userId, key: c.key })
+    /** This request's own claim: its key, still without a response, as claimed (a takeover by a retry changes createdAt). */
+    const ownClaim = (req: FastifyRequest, c: Claim) => sql`
+      "orgId" = ${req.principal!.orgId}::uuid AND "userId" = ${req.principal!.userId}::uuid AND "key" = ${c.key}
+      AND "requestHash" = ${c.digest!} AND "createdAt" = ${c.claimedAt!}::timestamptz AND "responseStatus" IS NULL`
 
     /** Ends this request's claim without a response, so the client can retry with the key. */
     async function release(req: FastifyRequest, c: Claim) {
       c.phase = 'done'
       try {
-        await app.db.idempotencyKey.deleteMany({ where: { ...where(req, c), requestHash: c.digest!, createdAt: c.claimedAt!, responseStatus: null } })
+        await app.db.sql.execute(sql`DELETE FROM "IdempotencyKey" WHERE ${ownClaim(req, c)}`)
       } catch (err) {
         req.log.error({ err }, 'could not release the idempotency key')
       }
@@ -100,9 +112,10 @@ export default fp(
       if (sweeping || now.getTime() - lastSweep < SWEEP_INTERVAL_MS) return
       lastSweep = now.getTime()
       const before = new Date(now.getTime() - IDEMPOTENCY_KEY_TTL_MS)
-      sweeping = app.db.$executeRaw`
-        DELETE FROM "IdempotencyKey" WHERE ("orgId", "userId", "key") IN (
-          SELECT "orgId", "userId", "key" FROM "IdempotencyKey" WHERE "createdAt" < ${before} LIMIT ${SWEEP_BATCH})`
+      sweeping = app.db.sql
+        .execute(sql`
+          DELETE FROM "IdempotencyKey" WHERE ("orgId", "userId", "key") IN (
+            SELECT "orgId", "userId", "key" FROM "IdempotencyKey" WHERE "createdAt" < ${before}::timestamptz LIMIT ${SWEEP_BATCH}::int)`)
         .then((n) => n > 0 && app.log.debug({ deleted: n }, 'expired idempotency keys deleted'))
         .catch((err: unknown) => app.log.warn({ err }, 'could not delete expired idempotency keys'))
         .finally(() => (sweeping = undefined))
@@ -157,22 +170,24 @@ export default fp(
         const expired = new Date(now.getTime() - IDEMPOTENCY_KEY_TTL_MS)
         const abandoned = new Date(now.getTime() - ABANDONED_CLAIM_MS)
         // Claim a new key, an expired one, or this request's own claim that a dead process left unfinished.
-        const claimed = await app.db.$executeRaw`
+        const claimed = await app.db.sql.execute(sql`
           INSERT INTO "IdempotencyKey" ("orgId", "userId", "key", "method", "path", "requestHash", "createdAt")
-          VALUES (${orgId}::uuid, ${userId}::uuid, ${c.key}, ${req.method}, ${path}, ${digest}, ${now})
+          VALUES (${orgId}::uuid, ${userId}::uuid, ${c.key}, ${req.method}, ${path}, ${digest}, ${now}::timestamptz)
           ON CONFLICT ("orgId", "userId", "key") DO UPDATE SET
             "method" = EXCLUDED."method", "path" = EXCLUDED."path", "requestHash" = EXCLUDED."requestHash",
             "responseStatus" = NULL, "responseBody" = NULL, "createdAt" = EXCLUDED."createdAt"
-          WHERE "IdempotencyKey"."createdAt" < ${expired}
-             OR ("IdempotencyKey"."responseStatus" IS NULL AND "IdempotencyKey"."createdAt" < ${abandoned}
-                 AND "IdempotencyKey"."requestHash" = EXCLUDED."requestHash")`
+          WHERE "IdempotencyKey"."createdAt" < ${expired}::timestamptz
+             OR ("IdempotencyKey"."responseStatus" IS NULL AND "IdempotencyKey"."createdAt" < ${abandoned}::timestamptz
+                 AND "IdempotencyKey"."requestHash" = EXCLUDED."requestHash")`)
         if (claimed > 0) {
           c.phase = 'claimed'
           c.claimedAt = now
           maybeSweep(now)
           return
         }
-        const row = await app.db.idempotencyKey.findUnique({ where: { orgId_userId_key: { orgId, userId, key: c.key } } })
+        const [row] = await app.db.sql.query<KeyRow>(sql`
+          SELECT "method", "path", "requestHash", "responseStatus", "responseBody" FROM "IdempotencyKey"
+          WHERE "orgId" = ${orgId}::uuid AND "userId" = ${userId}::uuid AND "key" = ${c.key}`)
         if (!row) continue // released between the two statements: claim again
         if (row.requestHash !== digest) {
           throw new ApiError(
@@ -202,10 +217,8 @@ export default fp(
       }
       c.phase = 'done'
       try {
-        await app.db.idempotencyKey.updateMany({
-          where: { ...where(req, c), requestHash: c.digest!, createdAt: c.claimedAt!, responseStatus: null },
-          data: { responseStatus: reply.statusCode, responseBody: body.json },
-        })
+        await app.db.sql.execute(sql`
+          UPDATE "IdempotencyKey" SET "responseStatus" = ${reply.statusCode}::int, "responseBody" = ${body.json}::jsonb WHERE ${ownClaim(req, c)}`)
       } catch (err) {
         // The request succeeded or failed for good already; the claim stays until a retry may take it over.
         req.log.error({ err }, 'could not store the response for the idempotency key')

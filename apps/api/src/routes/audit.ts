@@ -4,6 +4,7 @@
  */
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { canReadAudit, STEPS, type Principal } from '@opensym/domain'
+import { chainAudit } from '@opensym/engine'
 import type { FastifyRequest } from 'fastify'
 import { Type, type Static } from 'typebox'
 import { DEFAULT_AUDIT_LIMIT, MAX_AUDIT_LIMIT, decodeAuditCursor, encodeAuditCursor, queryAudit } from '../audit/query.js'
@@ -121,6 +122,8 @@ const audit: FastifyPluginAsyncTypebox = async (app) => {
       if (flow === '') problems.push({ field: 'querystring.flow', message: 'must not be empty' })
       if (problems.length) throw invalid(problems)
 
+      // Read your writes: entries a step staged a moment ago are chained (the worker's chainer runs right after steps).
+      await chainAudit(app.db.sql, p.orgId)
       const page = await queryAudit(app.db, p.orgId, {
         runId: q.run_id,
         ...(flow ? (UUID.test(flow) ? { flowId: flow.toLowerCase() } : { flowSlug: flow.toLowerCase() }) : {}),
