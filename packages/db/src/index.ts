@@ -47,6 +47,9 @@ export function createDb(url: string, options: CreateDbOptions = {}): Db {
   if (!url) throw new Error('createDb: the database URL is empty (is DATABASE_URL set?)')
   // The Prisma 7 client has no Rust engine; it talks to PostgreSQL through this pg-based adapter.
   const pool = new pg.Pool({ connectionString: url, max: options.poolSize ?? 10 })
+  // An idle connection that breaks (the server restarted) is dropped by the pool, which then emits 'error': without a
+  // listener that would end the process. The next statement opens a new connection.
+  pool.on('error', () => undefined)
   const names = options.preparedStatements ? statementNames('s_') : undefined
   const adapter = new PrismaPg(pool, names ? { statementNameGenerator: ({ sql }: { sql: string }) => names(sql) } : {})
   const client = new PrismaClient({ adapter })

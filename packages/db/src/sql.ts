@@ -150,12 +150,17 @@ class Pool extends Runner implements SqlPool {
   async transaction<T>(fn: (tx: Sql) => Promise<T>, options: TransactionOptions = {}): Promise<T> {
     const client = await this.connect(options.maxWaitMs ?? 10_000)
     const tx = new TxRunner(client, this.names)
+    // A connection lost while no statement of ours is running (the server restarted while `fn` waited) is an 'error'
+    // event on the client, which would end the process without a listener: the transaction fails at its next step.
+    const onLost = () => (tx.failed = true)
+    client.on('error', onLost)
     let released = false
     const release = (err?: Error) => {
       if (released) return
       released = true
+      client.removeListener('error', onLost)
       // With an error the connection is closed instead of reused: PostgreSQL then ends whatever it had open.
-      client.release(err)
+      client.release(err ?? (tx.failed ? new Error('the connection was lost') : undefined))
     }
     // Past its time the transaction is ended at once (its locks released) by closing its connection, even while
     // `fn` still waits on something: the statements `fn` sends afterwards fail, and so does the transaction.

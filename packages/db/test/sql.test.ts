@@ -98,6 +98,26 @@ describe('db.sql', () => {
     expect(await outcome).toBeInstanceOf(TransactionTimeoutError)
   })
 
+  it('survives a connection lost while a transaction waits (the server restarted), and the pool goes on', async () => {
+    let resume!: () => void
+    const waiting = new Promise<void>((r) => (resume = r))
+    let pid = 0
+    const lost = db.sql.transaction(async (tx) => {
+      const [row] = await tx.query<{ pid: number }>(sql`SELECT pg_backend_pid() AS "pid"`)
+      pid = row?.pid ?? 0
+      await waiting
+      await tx.query(sql`SELECT 1`)
+    })
+    const outcome = lost.then(() => 'committed', (e: unknown) => e)
+    await expect.poll(() => pid).not.toBe(0)
+    // Killed from elsewhere while no statement of its own runs: an 'error' event on the idle-but-taken connection.
+    await db.sql.query(sql`SELECT pg_terminate_backend(${pid}::int)`)
+    await new Promise((r) => setTimeout(r, 100))
+    resume()
+    expect(await outcome).toBeInstanceOf(Error)
+    expect(await Promise.all([1, 2, 3, 4, 5].map(() => db.sql.transaction((tx) => tx.query(sql`SELECT 1 AS "n"`))))).toEqual(Array(5).fill([{ n: 1 }]))
+  })
+
   it('runs serializable transactions and reports their conflicts as retriable', async () => {
     await db.sql.execute(sql`INSERT INTO "Organization" ("id", "slug", "updatedAt") VALUES (gen_random_uuid(), 'sql-serial', now())`)
     let release!: () => void
