@@ -46,6 +46,8 @@ type Json = Record<string, unknown>
 
 /** Source file names people put where the contents belong (Sym's provider checks `.py`). */
 const SOURCE_FILE = /^[^\n]*\.(py|ts|mts|cts|js|mjs|cjs)$/
+/** {@link SOURCE_FILE} of the trimmed value, without copying a whole implementation to trim it. */
+const SOURCE_FILE_PADDED = /^\s*[^\n]*\.(py|ts|mts|cts|js|mjs|cjs)\s*$/
 /** Go's strconv.Atoi and strconv.ParseBool, which Sym's provider uses for its `vars` warnings. */
 const LOOKS_INT = /^[+-]?\d+$/
 const LOOKS_BOOL = new Set(['1', 't', 'T', 'TRUE', 'true', 'True', '0', 'f', 'F', 'FALSE', 'false', 'False'])
@@ -65,40 +67,41 @@ export class SymResource {
     const diags: Diagnostic[] = []
     walkAttributes(this.def.attributes, this.def.blocks, config, [], (a, name, v, path, owner) => {
       if (v === UNKNOWN || v === null) return
-      const at = [...path, { attribute: name }]
+      // The attribute's path, made only for a diagnostic.
+      const at = (): PathStep[] => [...path, { attribute: name }]
       if (a.allowedValues && typeof v === 'string' && !a.allowedValues.includes(v)) {
-        diags.push(error(`Invalid ${name}`, `"${v}" is not a valid ${name}; valid values are: ${a.allowedValues.join(', ')}.`, at))
+        diags.push(error(`Invalid ${name}`, `"${v}" is not a valid ${name}; valid values are: ${a.allowedValues.join(', ')}.`, at()))
       }
       if (a.elementAllowedValues && Array.isArray(v)) {
         v.forEach((x, i) => {
           if (typeof x === 'string' && !a.elementAllowedValues!.includes(x)) {
-            diags.push(error(`Invalid ${name}`, `"${x}" is not valid; valid values are: ${a.elementAllowedValues!.join(', ')}.`, [...at, { index: i }]))
+            diags.push(error(`Invalid ${name}`, `"${x}" is not valid; valid values are: ${a.elementAllowedValues!.join(', ')}.`, [...at(), { index: i }]))
           }
         })
       }
       // A strategy's implementation may be a file path (Sym's provider v3 reads it); everywhere else it is contents.
-      if (a.encoding === 'base64' && typeof v === 'string' && SOURCE_FILE.test(v.trim()) && this.def.kind !== 'strategy') {
+      if (a.encoding === 'base64' && typeof v === 'string' && SOURCE_FILE_PADDED.test(v) && this.def.kind !== 'strategy') {
         diags.push(
           error(
             'Implementation values must be file contents, not file paths',
             `"${v}" looks like a file name. Please use 'file("${v}")' to pass the file's contents. ${DOCS}`,
-            at,
+            at(),
           ),
         )
       }
       // Sym's impl.py is accepted (configurations must apply unchanged), but said plainly: it will not run.
       if (a.encoding === 'base64' && typeof v === 'string' && looksLikePython(v)) {
-        diags.push(warning('Python implementation cannot run yet', PYTHON_NOT_RUNNABLE, at))
+        diags.push(warning('Python implementation cannot run yet', PYTHON_NOT_RUNNABLE, at()))
       }
       if (name === 'vars' && typeof v === 'object' && !Array.isArray(v)) {
         for (const [k, x] of Object.entries(v)) {
           if (typeof x !== 'string') continue
-          if (LOOKS_INT.test(x)) diags.push(warning('Variable looks like an integer', `vars["${k}"] = "${x}" appears to be an integer. Values in vars are strings; cast it back with Number() in your implementation.`, [...at, { key: k }]))
-          if (LOOKS_BOOL.has(x)) diags.push(warning('Variable looks like a boolean', `vars["${k}"] = "${x}" appears to be a boolean. Values in vars are strings; compare it against "true" or "false" in your implementation.`, [...at, { key: k }]))
+          if (LOOKS_INT.test(x)) diags.push(warning('Variable looks like an integer', `vars["${k}"] = "${x}" appears to be an integer. Values in vars are strings; cast it back with Number() in your implementation.`, [...at(), { key: k }]))
+          if (LOOKS_BOOL.has(x)) diags.push(warning('Variable looks like a boolean', `vars["${k}"] = "${x}" appears to be a boolean. Values in vars are strings; compare it against "true" or "false" in your implementation.`, [...at(), { key: k }]))
         }
       }
       if (name === 'allowed_values' && Array.isArray(v) && v.length && path.length && owner.name === 'target_id') {
-        diags.push(warning('allowed_values ignored', "prompt_fields named 'target_id' have auto-populated allowed_values, so the defined allowed_values will be ignored.", at))
+        diags.push(warning('allowed_values ignored', "prompt_fields named 'target_id' have auto-populated allowed_values, so the defined allowed_values will be ignored.", at()))
       }
     })
     if (diags.some((d) => d.severity === 'error')) return diags

@@ -9,26 +9,35 @@
  * So nothing here may depend on the process that will run it: the environment is read when a handler needs it
  * (`process.env` is then the same object, holding the run-time environment), the certificate and the socket are
  * made by `run`, and the built-in modules Node cannot put in a snapshot (http, https, tls, http2) are loaded only
- * when serving. The warm-up never configures the provider, so no handler can reach the API.
+ * when serving. The warm-up never configures the served provider (ConfigureProvider is warmed on another one, on
+ * which no resource handler runs), so no handler can reach the API.
  */
+// net's listen loads dns (for its host lookup) at every start unless it is in the snapshot already.
+import 'node:dns'
 import { startupSnapshot } from 'node:v8'
 import { tfplugin6, type MessageInit, type RequestOf, type ResponseOf } from '@opensym/tfplugin/proto'
-import { createLogger, generateServerCertificate, type RpcContext } from '@opensym/tfplugin/transport'
+import { providerConfig } from '@opensym/provider-schema'
+import { CtyValue, encodeMsgpack } from '@opensym/tfplugin/cty'
+import { schemaType } from '@opensym/tfplugin/runtime'
+import { createLogger, generateServerCertificate, type ProviderService, type RpcContext } from '@opensym/tfplugin/transport'
 import { providerService, run } from './executable.js'
 import { SymProvider } from './plugin.js'
+import { providerConfigSchema } from './values.js'
 
 const provider = providerService(new SymProvider({ env: process.env }))
+/** A provider of its own for warming up ConfigureProvider: the served one is never configured at build time. */
+const configured = providerService(new SymProvider({ env: { SYM_JWT: 'warm-up' } }))
 
 type Methods = typeof tfplugin6.Provider
 type Method = keyof Methods
 
 /** One RPC as the transport makes it: the request through its codec, the answer through its codec. */
-async function rpc<M extends Method>(method: M, request: MessageInit<RequestOf<Methods[M]>>): Promise<ResponseOf<Methods[M]>> {
+async function rpc<M extends Method>(method: M, request: MessageInit<RequestOf<Methods[M]>>, service: ProviderService = provider): Promise<ResponseOf<Methods[M]>> {
   const def = tfplugin6.Provider[method] as unknown as {
     request: { encode(m: unknown): { finish(): Buffer }; decode(b: Uint8Array): unknown }
     response: { encode(m: unknown): { finish(): Buffer }; decode(b: Uint8Array): unknown }
   }
-  const handler = provider[method] as ((request: unknown, context: RpcContext) => unknown) | undefined
+  const handler = service[method] as ((request: unknown, context: RpcContext) => unknown) | undefined
   if (!handler) throw new Error(`warm-up: the provider has no ${method}`)
   const context: RpcContext = { method, signal: new AbortController().signal, log: createLogger({ module: 'sym', threshold: 'off' }) }
   const response = await handler(def.request.decode(def.request.encode(request).finish()), context)
@@ -64,6 +73,10 @@ async function warmUp(): Promise<void> {
   generateServerCertificate()
   const schema = await rpc('GetProviderSchema', {})
   await rpc('ValidateProviderConfig', {})
+  // Resolves the token and makes the API client; nothing is called (no resource handler runs on this provider).
+  const config = encodeMsgpack(CtyValue.object({ org: CtyValue.string('warm-up'), jwt_env_var: CtyValue.null, api_url: CtyValue.null }), schemaType(providerConfigSchema(providerConfig)))
+  const diagnostics = (await rpc('ConfigureProvider', { config: { msgpack: config } }, configured)).diagnostics
+  if (diagnostics.length) throw new Error(`warm-up: ConfigureProvider answered ${JSON.stringify(diagnostics)}`)
   const json = new TextEncoder().encode(JSON.stringify(SAMPLE_STATE))
   for (const [typeName, resource] of Object.entries(schema.resource_schemas)) {
     const upgraded = await rpc('UpgradeResourceState', { type_name: typeName, version: resource.version, raw_state: { json } })

@@ -21,7 +21,7 @@ const INT64_MIN = -(1n << 63n)
 const UINT64_MAX = (1n << 64n) - 1n
 
 export class MsgpackWriter {
-  private buf = new Uint8Array(256)
+  private buf = new Uint8Array(1024)
   private view = new DataView(this.buf.buffer)
   private len = 0
 
@@ -113,8 +113,31 @@ export class MsgpackWriter {
   }
 
   str(s: string): void {
+    // Most strings (names, ids, keys) are ASCII: their bytes are their char codes, written without a TextEncoder
+    // round trip and an intermediate array.
+    const chars = s.length
+    let ascii = true
+    for (let i = 0; i < chars; i++) {
+      if (s.charCodeAt(i) > 0x7f) {
+        ascii = false
+        break
+      }
+    }
+    if (ascii) {
+      this.strHeader(chars)
+      this.ensure(chars)
+      const buf = this.buf
+      let at = this.len
+      for (let i = 0; i < chars; i++) buf[at++] = s.charCodeAt(i)
+      this.len = at
+      return
+    }
     const bytes = encodeUtf8(s)
-    const n = bytes.length
+    this.strHeader(bytes.length)
+    this.raw(bytes)
+  }
+
+  private strHeader(n: number): void {
     if (n <= 31) this.u8(0xa0 | n)
     else if (n <= 0xff) {
       this.u8(0xd9)
@@ -126,7 +149,6 @@ export class MsgpackWriter {
       this.u8(0xdb)
       this.u32(n)
     }
-    this.raw(bytes)
   }
 
   bin(bytes: Uint8Array): void {
@@ -185,8 +207,9 @@ export class MsgpackWriter {
     this.raw(payload)
   }
 
+  /** The bytes written: a view of the writer's buffer (no copy), so nothing may be written after. */
   bytes(): Uint8Array {
-    return this.buf.slice(0, this.len)
+    return this.buf.subarray(0, this.len)
   }
 }
 
@@ -211,12 +234,16 @@ export class MsgpackReader {
   private readonly view: DataView
   private pos = 0
 
+  /** The same bytes as a Buffer (no copy), for slicing ASCII text out without intermediate views. */
+  private readonly buffer: Buffer
+
   /** `fail` turns a format problem into the caller's error (with its current path). */
   constructor(
     private readonly bytes: Uint8Array,
     private readonly fail: (reason: string) => never,
   ) {
     this.view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+    this.buffer = Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
   }
 
   get offset(): number {
@@ -379,6 +406,20 @@ export class MsgpackReader {
     const out = this.bytes.subarray(this.pos, this.pos + length)
     this.pos += length
     return out
+  }
+
+  /**
+   * The text of a str head's payload when it is ASCII (consumed), else undefined (nothing consumed: read it with
+   * {@link text}). Most of what Terraform sends is ASCII, which needs no UTF-8 validation and no view to decode.
+   */
+  ascii(length: number): string | undefined {
+    this.need(length)
+    const bytes = this.bytes
+    const start = this.pos
+    const end = start + length
+    for (let i = start; i < end; i++) if ((bytes[i] as number) > 0x7f) return undefined
+    this.pos = end
+    return this.buffer.toString('latin1', start, end)
   }
 
   /** The UTF-8 text of a str head's payload; invalid UTF-8 fails. */

@@ -19,7 +19,7 @@
 import { CtyNumber } from './number.js'
 import { CtyError, type CtyPathStep, attrStep, indexStep, keyStep } from './path.js'
 import { MsgpackReader, MsgpackWriter, encodeUtf8, formatName, type MsgpackHead } from './msgpack-io.js'
-import { type CtyType, decodeTypeJson, encodeTypeJson, shortTypeName, sortedNames } from './types.js'
+import { type CtyType, attributeOrder, decodeTypeJson, encodeTypeJson, shortTypeName, sortedNames } from './types.js'
 import {
   type CtyNumberBound,
   type CtyRefinements,
@@ -29,6 +29,9 @@ import {
   checkRefinements,
   describeValue,
   expectKind,
+  ownList,
+  ownMap,
+  ownObject,
 } from './values.js'
 
 /** Extension type of an unknown value without refinements (go-cty writes `d4 00 00`). */
@@ -166,7 +169,7 @@ export function encodeMsgpack(value: CtyValue, type: CtyType): Uint8Array {
       case 'object': {
         const attrs = (t as { attributes: ReadonlyMap<string, CtyType> }).attributes
         checkObjectAttributes(v.attributes, attrs, path)
-        const names = sortedNames(attrs.keys())
+        const names = attributeOrder(attrs)
         w.mapHeader(names.length)
         for (const name of names) {
           path.push(attrStep(name))
@@ -209,7 +212,7 @@ export function decodeMsgpack(bytes: Uint8Array, type: CtyType): CtyValue {
   const readKey = (what: string): string => {
     const h = r.head()
     if (h.format !== 'str') return fail(`${what} keys must be strings, got ${formatName(h)}`)
-    return r.text(h.length)
+    return r.ascii(h.length) ?? r.text(h.length)
   }
 
   const numberFrom = (h: MsgpackHead, t: CtyType): CtyNumber => {
@@ -315,7 +318,11 @@ export function decodeMsgpack(bytes: Uint8Array, type: CtyType): CtyValue {
       }
       case 'string':
         if (h.format !== 'str') return expected(t, h)
-        return V.string(r.text(h.length))
+        {
+          // ASCII is already in NFC: no normalization needed.
+          const ascii = r.ascii(h.length)
+          return ascii !== undefined ? { kind: 'string', value: ascii } : V.string(r.text(h.length))
+        }
       case 'number':
         return V.number(numberFrom(h, t))
       case 'bool':
@@ -330,7 +337,7 @@ export function decodeMsgpack(bytes: Uint8Array, type: CtyType): CtyValue {
           elements.push(go(t.element))
           path.pop()
         }
-        return t.kind === 'list' ? V.list(elements) : V.set(elements)
+        return t.kind === 'list' ? ownList(elements) : V.set(elements)
       }
       case 'tuple': {
         if (h.format !== 'array') return expected(t, h)
@@ -353,7 +360,7 @@ export function decodeMsgpack(bytes: Uint8Array, type: CtyType): CtyValue {
           entries.set(k, go(t.element))
           path.pop()
         }
-        return V.map(entries)
+        return ownMap(entries)
       }
       case 'object': {
         if (h.format !== 'map') return expected(t, h)
@@ -368,7 +375,7 @@ export function decodeMsgpack(bytes: Uint8Array, type: CtyType): CtyValue {
           path.pop()
         }
         checkObjectAttributes(attrs, t.attributes, path)
-        return V.object(attrs)
+        return ownObject(attrs)
       }
     }
   }

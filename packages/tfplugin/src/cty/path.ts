@@ -15,16 +15,32 @@ export type CtyPathStep =
 /** A path from the root value; `[]` is the root itself. */
 export type CtyPath = readonly CtyPathStep[]
 
+// Steps are immutable, and the codecs and the plan pipeline make one per attribute and element they pass through
+// (hundreds per RPC): the common ones are made once and shared. Attribute names come from schemas (bounded).
+const MAX_SHARED_ATTRIBUTE_STEPS = 4096
+const attributeSteps = new Map<string, CtyPathStep>()
+const indexSteps: CtyPathStep[] = []
+
 /** Step constructors, e.g. `[attrStep('params'), indexStep(0), attrStep('type')]`. */
 export function attrStep(name: string): CtyPathStep {
-  return { kind: 'attr', name }
+  let step = attributeSteps.get(name)
+  if (step) return step
+  step = { kind: 'attr', name }
+  if (attributeSteps.size < MAX_SHARED_ATTRIBUTE_STEPS) attributeSteps.set(name, step)
+  return step
 }
 export function keyStep(key: string): CtyPathStep {
   return { kind: 'key', key }
 }
 export function indexStep(index: number): CtyPathStep {
+  if (index < 64 && index >= 0) {
+    const shared = indexSteps[index]
+    if (shared) return shared
+  }
   if (!Number.isSafeInteger(index) || index < 0) throw new RangeError(`invalid element index ${index}`)
-  return { kind: 'index', index }
+  const step: CtyPathStep = { kind: 'index', index }
+  if (index < 64) indexSteps[index] = step
+  return step
 }
 
 /** Terraform-style rendering: `.params[0].prompt_field[1].type`, map keys as `["key"]`; the root is `""`. */

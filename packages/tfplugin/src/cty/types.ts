@@ -281,6 +281,15 @@ export function sortedNames(names: Iterable<string>): string[] {
   return [...names].sort(compareCodePoints)
 }
 
+const sortedAttributeNames = new WeakMap<ReadonlyMap<string, CtyType>, readonly string[]>()
+
+/** The attribute names of an object type in {@link sortedNames} order, sorted once per type (types are long-lived). */
+export function attributeOrder(attributes: ReadonlyMap<string, CtyType>): readonly string[] {
+  let names = sortedAttributeNames.get(attributes)
+  if (!names) sortedAttributeNames.set(attributes, (names = sortedNames(attributes.keys())))
+  return names
+}
+
 export function compareCodePoints(a: string, b: string): number {
   const n = Math.min(a.length, b.length)
   for (let i = 0; i < n; i++) {

@@ -90,6 +90,8 @@ export type CtyValue = CtyNull | CtyUnknown | CtyKnown
 
 const NULL: CtyNull = Object.freeze({ kind: 'null' })
 const UNKNOWN: CtyUnknown = Object.freeze({ kind: 'unknown' })
+const TRUE: CtyBool = Object.freeze({ kind: 'bool', value: true })
+const FALSE: CtyBool = Object.freeze({ kind: 'bool', value: false })
 
 type Entries = ReadonlyMap<string, CtyValue> | Iterable<readonly [string, CtyValue]> | { readonly [key: string]: CtyValue }
 
@@ -110,7 +112,7 @@ export const CtyValue = {
   },
   string: (value: string): CtyString => ({ kind: 'string', value: value.normalize('NFC') }),
   number: (value: CtyNumber | number | bigint | string): CtyNumberValue => ({ kind: 'number', value: CtyNumber.from(value) }),
-  bool: (value: boolean): CtyBool => ({ kind: 'bool', value }),
+  bool: (value: boolean): CtyBool => (value ? TRUE : FALSE),
   list: (elements: Iterable<CtyValue>): CtyList => ({ kind: 'list', elements: [...elements] }),
   set: (elements: Iterable<CtyValue>): CtySet => ({ kind: 'set', elements: dedupe(elements) }),
   tuple: (elements: Iterable<CtyValue>): CtyTuple => ({ kind: 'tuple', elements: [...elements] }),
@@ -119,6 +121,14 @@ export const CtyValue = {
   /** A value for a `dynamic` slot, with the concrete type it is encoded with. */
   dynamic: (type: CtyType, value: CtyValue): CtyDynamic => ({ kind: 'dynamic', type, value }),
 } as const
+
+/**
+ * Constructors that take ownership of a freshly built Map or array instead of copying it, for the codecs and the
+ * plan pipeline (hundreds of values per RPC). The caller must not change it afterwards.
+ */
+export const ownObject = (attributes: Map<string, CtyValue>): CtyObject => ({ kind: 'object', attributes })
+export const ownMap = (entries: Map<string, CtyValue>): CtyMap => ({ kind: 'map', entries })
+export const ownList = (elements: CtyValue[]): CtyList => ({ kind: 'list', elements })
 
 function normalizeRefinements(r: CtyRefinements | undefined): CtyRefinements | undefined {
   if (!r) return undefined
@@ -364,6 +374,17 @@ export function expectKind(v: CtyKnown, t: CtyType, path: CtyPath): void {
 
 /** Throws naming missing and unexpected attributes. */
 export function checkObjectAttributes(have: ReadonlyMap<string, unknown>, want: ReadonlyMap<string, CtyType>, path: CtyPath): void {
+  // The usual case, checked without allocating: the same number of names, all of them wanted.
+  if (have.size === want.size) {
+    let all = true
+    for (const n of have.keys()) {
+      if (!want.has(n)) {
+        all = false
+        break
+      }
+    }
+    if (all) return
+  }
   const missing = sortedNames([...want.keys()].filter((n) => !have.has(n)))
   if (missing.length > 0) {
     const names = missing.map((n) => JSON.stringify(n)).join(', ')

@@ -26,17 +26,10 @@ import {
   type CtyPath,
   type CtyValue as Value,
 } from '../cty/index.js'
+import { ownList, ownObject } from '../cty/values.js'
 import { errorDiagnostic, type Diagnostic, type Diagnostics } from './diagnostics.js'
 import type { Resource } from './resource.js'
-import type { AttributeSchema, BlockSchema } from './schema.js'
-
-/** The values of one attribute in the plan, the configuration and the stored object, with its path. */
-interface AttributeValues {
-  readonly plan: Value
-  readonly config: Value
-  readonly state: Value
-  readonly path: CtyPath
-}
+import type { AttributeSchema, BlockSchema, NestedBlockSchema } from './schema.js'
 
 /** An attribute of a known object: null inside null, unknown inside unknown. */
 function child(v: Value, name: string): Value {
@@ -50,45 +43,89 @@ function element(v: Value, i: number): Value {
   return v.kind === 'unknown' ? CtyValue.unknown() : CtyValue.null
 }
 
+/** A block's attributes and nested blocks as entry lists, made once per block (several passes per RPC walk them). */
+interface BlockEntries {
+  readonly attributes: ReadonlyArray<readonly [string, AttributeSchema]>
+  readonly blocks: ReadonlyArray<readonly [string, NestedBlockSchema]>
+}
+
+const blockEntriesCache = new WeakMap<BlockSchema, BlockEntries>()
+
+function blockEntries(block: BlockSchema): BlockEntries {
+  let entries = blockEntriesCache.get(block)
+  if (!entries) blockEntriesCache.set(block, (entries = { attributes: Object.entries(block.attributes ?? {}), blocks: Object.entries(block.blocks ?? {}) }))
+  return entries
+}
+
 /**
- * Rebuilds `plan` (an object of `block`'s type) with `fn` applied to every attribute, nested blocks included,
- * element by element. Null and unknown objects and blocks are left as they are.
+ * Rebuilds `plan` (an object of `block`'s type) with `fn` applied to every attribute for which `relevant` holds,
+ * nested blocks included, element by element. Null and unknown objects and blocks are left as they are, and so is
+ * every object in which nothing changed (no copy).
  */
-function mapAttributes(block: BlockSchema, plan: Value, config: Value, state: Value, path: CtyPath, fn: (a: AttributeSchema, v: AttributeValues) => Value): Value {
+function mapAttributes(
+  block: BlockSchema,
+  plan: Value,
+  config: Value,
+  state: Value,
+  path: CtyPath,
+  relevant: (a: AttributeSchema) => boolean,
+  fn: (a: AttributeSchema, plan: Value, config: Value, state: Value, path: () => CtyPath) => Value,
+): Value {
   if (plan.kind !== 'object') return plan
-  const out = new Map(plan.attributes)
-  for (const [name, a] of Object.entries(block.attributes ?? {})) {
-    out.set(name, fn(a, { plan: child(plan, name), config: child(config, name), state: child(state, name), path: [...path, attrStep(name)] }))
+  const { attributes, blocks } = blockEntries(block)
+  let out: Map<string, Value> | undefined
+  const set = (name: string, value: Value): void => {
+    if (value !== plan.attributes.get(name)) (out ??= new Map(plan.attributes)).set(name, value)
   }
-  for (const [name, b] of Object.entries(block.blocks ?? {})) {
-    const [p, c, s, at] = [child(plan, name), child(config, name), child(state, name), [...path, attrStep(name)]]
-    if (b.nesting === 'single') out.set(name, mapAttributes(b.block, p, c, s, at, fn))
-    else if (p.kind === 'list') out.set(name, CtyValue.list(p.elements.map((e, i) => mapAttributes(b.block, e, element(c, i), element(s, i), [...at, indexStep(i)], fn))))
+  for (const [name, a] of attributes) {
+    if (!relevant(a)) continue
+    // The path is built only when asked for (by plan modifiers): most attributes never need it.
+    set(name, fn(a, child(plan, name), child(config, name), child(state, name), () => [...path, attrStep(name)]))
   }
-  return CtyValue.object(out)
+  for (const [name, b] of blocks) {
+    const p = child(plan, name)
+    if (p.kind !== 'object' && p.kind !== 'list') continue
+    const [c, s, at] = [child(config, name), child(state, name), [...path, attrStep(name)]]
+    if (b.nesting === 'single') set(name, mapAttributes(b.block, p, c, s, at, relevant, fn))
+    else if (p.kind === 'list') {
+      let elements: Value[] | undefined
+      p.elements.forEach((e, i) => {
+        const mapped = mapAttributes(b.block, e, element(c, i), element(s, i), [...at, indexStep(i)], relevant, fn)
+        if (mapped !== e) (elements ??= [...p.elements])[i] = mapped
+      })
+      if (elements) set(name, ownList(elements))
+    }
+  }
+  return out ? ownObject(out) : plan
 }
 
 /** Step 1: the default of every attribute the configuration leaves null. */
 export function applyDefaults(block: BlockSchema, plan: Value, config: Value): Value {
-  return mapAttributes(block, plan, config, CtyValue.null, [], (a, v) => (a.default !== undefined && isNull(v.config) ? a.default : v.plan))
+  return mapAttributes(block, plan, config, CtyValue.null, [], hasDefault, (a, p, c) => (isNull(c) ? a.default! : p))
 }
+
+const hasDefault = (a: AttributeSchema): boolean => a.default !== undefined
+const computedWithoutDefault = (a: AttributeSchema): boolean => Boolean(a.computed) && a.default === undefined
+const hasPlanModifiers = (a: AttributeSchema): boolean => (a.planModifiers?.length ?? 0) > 0
+const defaultOrComputed = (a: AttributeSchema): boolean => hasDefault(a) || computedWithoutDefault(a)
 
 /** Step 2: computed attributes the configuration leaves null, without a default, become unknown. */
 export function markComputedUnknown(block: BlockSchema, plan: Value, config: Value): Value {
-  return mapAttributes(block, plan, config, CtyValue.null, [], (a, v) => (a.computed && a.default === undefined && isNull(v.config) ? CtyValue.unknown() : v.plan))
+  return mapAttributes(block, plan, config, CtyValue.null, [], computedWithoutDefault, (_a, p, c) => (isNull(c) ? CtyValue.unknown() : p))
 }
 
 /** Step 3: every attribute's plan modifiers, in order. Returns the plan and the paths that require replacement. */
 export function runPlanModifiers(block: BlockSchema, plan: Value, config: Value, state: Value, diagnostics: Diagnostics): { plan: Value; requiresReplace: CtyPath[] } {
   const replace: CtyPath[] = []
   const resource = { config, plan, state }
-  const planned = mapAttributes(block, plan, config, state, [], (a, v) => {
-    let value = v.plan
+  const planned = mapAttributes(block, plan, config, state, [], hasPlanModifiers, (a, p, c, s, pathOf) => {
+    let value = p
+    const path = pathOf()
     for (const modifier of a.planModifiers ?? []) {
-      const r = modifier.modify({ path: v.path, config: v.config, plan: value, state: v.state, resource, diagnostics })
+      const r = modifier.modify({ path, config: c, plan: value, state: s, resource, diagnostics })
       if (!r) continue
       if (r.plan !== undefined) value = r.plan
-      if (r.requiresReplace) replace.push(v.path)
+      if (r.requiresReplace) replace.push(path)
     }
     return value
   })
@@ -121,8 +158,14 @@ export interface PlanOutput {
 async function planOnce(resource: Resource, input: PlanInput, proposed: Value, prior: Value): Promise<PlanOutput> {
   const { block } = resource.schema
   const { config, diagnostics, typeName } = input
-  let planned = applyDefaults(block, proposed, config)
-  if (isNull(prior) || !ctyEquals(planned, prior)) planned = markComputedUnknown(block, planned, config)
+  let planned: Value
+  if (isNull(prior)) {
+    // Steps 1 and 2 in one pass: they change disjoint attributes (with a default; computed without one).
+    planned = mapAttributes(block, proposed, config, CtyValue.null, [], defaultOrComputed, (a, p, c) => (isNull(c) ? (a.default ?? CtyValue.unknown()) : p))
+  } else {
+    planned = applyDefaults(block, proposed, config)
+    if (!ctyEquals(planned, prior)) planned = markComputedUnknown(block, planned, config)
+  }
   const modified = runPlanModifiers(block, planned, config, prior, diagnostics)
   planned = modified.plan
   const replace = modified.requiresReplace
@@ -204,17 +247,18 @@ export function planProblems(block: BlockSchema, planned: Value, config: Value, 
   const out: Diagnostic[] = []
   const walk = (b: BlockSchema, p: Value, c: Value, s: Value, path: CtyPath): void => {
     if (p.kind !== 'object') return
-    for (const [name, a] of Object.entries(b.attributes ?? {})) {
-      const [pv, cv, sv, at] = [child(p, name), child(c, name), child(s, name), [...path, attrStep(name)]]
+    for (const [name, a] of blockEntries(b).attributes) {
+      const [pv, cv, sv] = [child(p, name), child(c, name), child(s, name)]
       if (ctyEquals(pv, cv)) continue
       if (ctyEquals(pv, sv) && !isNull(sv) && !isNull(cv)) continue
       if (a.computed && (!a.optional || isNull(cv))) continue
+      const at = [...path, attrStep(name)]
       const what = isNull(cv)
         ? `planned ${renderValue(pv, a.sensitive)} for an attribute that is not computed and not configured`
         : `planned ${renderValue(pv, a.sensitive)}, which does not match the configuration value ${renderValue(cv, a.sensitive)}${isNull(sv) ? '' : ` nor the stored value ${renderValue(sv, a.sensitive)}`}`
       out.push(errorDiagnostic('Provider produced invalid plan', `The ${providerName} provider ${what} in ${typeName}${formatPath(at)}. ${bugNote(providerName)}`, at))
     }
-    for (const [name, nb] of Object.entries(b.blocks ?? {})) {
+    for (const [name, nb] of blockEntries(b).blocks) {
       const [pv, cv, sv, at] = [child(p, name), child(c, name), child(s, name), [...path, attrStep(name)]]
       if (nb.nesting === 'single') walk(nb.block, pv, cv, sv, at)
       else if (pv.kind === 'null') {

@@ -13,7 +13,6 @@
  * - read returns a null state when the object is gone; state is upgraded by schema version.
  */
 import {
-  assertConforms,
   CtyError,
   CtyValue,
   decodeJson,
@@ -51,6 +50,9 @@ import type { DataSource, Resource } from './resource.js'
 import { fillNullBlocks, nullListBlocks, protoSchema, schemaProblems, schemaType, type BlockSchema, type Schema } from './schema.js'
 
 const EMPTY = new Uint8Array()
+/** How many decoded request values a server keeps for reuse, and up to which size (Terraform runs 10 at a time). */
+const REUSED_VALUES = 32
+const MAX_REUSED_BYTES = 64 * 1024
 
 /** A request value as cty: msgpack (what Terraform sends), else JSON, else null (an absent value). */
 export function decodeDynamicValue(dv: DynamicValue | null | undefined, type: CtyType): Value {
@@ -109,6 +111,8 @@ export class ResourceServer {
   private readonly resources = new Map<string, Entry<Resource>>()
   private readonly dataSources = new Map<string, Entry<DataSource>>()
   private schemaResponse: GetProviderSchemaResponse | undefined
+  /** Recently decoded msgpack values, newest last (see {@link decode}). */
+  private readonly recent: Array<{ readonly bytes: Buffer; readonly type: CtyType; readonly value: Value }> = []
 
   /** Throws when a schema is invalid (see `schemaProblems`), so a broken schema fails the provider's own tests. */
   constructor(private readonly options: ResourceServerOptions) {
@@ -141,7 +145,7 @@ export class ResourceServer {
     return guard(this.name, (diagnostics) => {
       const typeName = req.type_name ?? ''
       const { impl, type } = this.resource(typeName)
-      impl.validate?.({ typeName, config: decodeDynamicValue(req.config, type), diagnostics })
+      impl.validate?.({ typeName, config: this.decode(req.config, type), diagnostics })
       return {}
     })
   }
@@ -150,7 +154,7 @@ export class ResourceServer {
     return guard(this.name, (diagnostics) => {
       const typeName = req.type_name ?? ''
       const { impl, type } = this.dataSource(typeName)
-      impl.validate?.({ typeName, config: decodeDynamicValue(req.config, type), diagnostics })
+      impl.validate?.({ typeName, config: this.decode(req.config, type), diagnostics })
       return {}
     })
   }
@@ -199,12 +203,11 @@ export class ResourceServer {
     return guardAsync(this.name, async (diagnostics) => {
       const typeName = req.type_name ?? ''
       const { impl, type } = this.resource(typeName)
-      const current = decodeDynamicValue(req.current_state, type)
+      const current = this.decode(req.current_state, type)
       if (isNull(current)) return { new_state: encodeDynamicValue(CtyValue.null, type) }
       const state = await impl.read({ typeName, state: current, diagnostics })
       if (state === null || isNull(state)) return { new_state: encodeDynamicValue(CtyValue.null, type), private: EMPTY }
-      this.checkResult(state, type, impl.schema.block, typeName, 'read')
-      return { new_state: encodeDynamicValue(state, type), private: req.private ?? EMPTY }
+      return { new_state: this.checkResult(state, type, impl.schema.block, typeName, 'read'), private: req.private ?? EMPTY }
     })
   }
 
@@ -215,14 +218,14 @@ export class ResourceServer {
       const { impl, type } = this.resource(typeName)
       const { planned, requiresReplace } = await planResource(impl, {
         typeName,
-        prior: decodeDynamicValue(req.prior_state, type),
-        proposed: decodeDynamicValue(req.proposed_new_state, type),
-        config: decodeDynamicValue(req.config, type),
+        prior: this.decode(req.prior_state, type),
+        proposed: this.decode(req.proposed_new_state, type),
+        config: this.decode(req.config, type),
         providerName: this.name,
         diagnostics,
       })
-      this.conform(planned, type, impl.schema.block, 'Provider produced invalid plan', typeName)
-      return { planned_state: encodeDynamicValue(planned, type), requires_replace: requiresReplace.map(toProtoPath), planned_private: req.prior_private ?? EMPTY }
+      const plannedState = this.conform(planned, type, impl.schema.block, 'Provider produced invalid plan', typeName)
+      return { planned_state: plannedState, requires_replace: requiresReplace.map(toProtoPath), planned_private: req.prior_private ?? EMPTY }
     }).then((r) => ({ requires_replace: [], ...r }))
   }
 
@@ -234,9 +237,9 @@ export class ResourceServer {
     return guardAsync(this.name, async (diagnostics) => {
       const typeName = req.type_name ?? ''
       const { impl, type } = this.resource(typeName)
-      const prior = decodeDynamicValue(req.prior_state, type)
-      const plan = decodeDynamicValue(req.planned_state, type)
-      const config = decodeDynamicValue(req.config, type)
+      const prior = this.decode(req.prior_state, type)
+      const plan = this.decode(req.planned_state, type)
+      const config = this.decode(req.config, type)
       if (isNull(plan)) {
         await impl.delete({ typeName, state: prior, diagnostics })
         return { new_state: encodeDynamicValue(CtyValue.null, type), private: EMPTY }
@@ -246,10 +249,10 @@ export class ResourceServer {
       if (isNull(state)) {
         throw new DiagnosticsError([errorDiagnostic('Provider returned no state after apply', `The ${this.name} provider returned a null object for ${typeName}. This is a bug in the provider; please report it.`)])
       }
-      this.conform(state, type, impl.schema.block, 'Provider returned invalid result object after apply', typeName)
+      const newState = this.conform(state, type, impl.schema.block, 'Provider returned invalid result object after apply', typeName)
       const drift = applyInconsistencies(impl.schema.block, plan, state, typeName, this.name)
       if (drift.length) throw new DiagnosticsError(drift)
-      return { new_state: encodeDynamicValue(state, type), private: req.planned_private ?? EMPTY }
+      return { new_state: newState, private: req.planned_private ?? EMPTY }
     })
   }
 
@@ -260,8 +263,8 @@ export class ResourceServer {
       const id = req.id ?? ''
       const { impl, type } = this.resource(typeName)
       const state = impl.importState ? await impl.importState({ typeName, id, diagnostics }) : this.idOnly(impl, typeName, id)
-      this.conform(state, type, impl.schema.block, 'Provider returned invalid import state', typeName)
-      return { imported_resources: [{ type_name: typeName, state: encodeDynamicValue(state, type), private: EMPTY }] }
+      const imported = this.conform(state, type, impl.schema.block, 'Provider returned invalid import state', typeName)
+      return { imported_resources: [{ type_name: typeName, state: imported, private: EMPTY }] }
     }).then((r) => ({ imported_resources: [], ...r }))
   }
 
@@ -270,10 +273,29 @@ export class ResourceServer {
     return guardAsync(this.name, async (diagnostics) => {
       const typeName = req.type_name ?? ''
       const { impl, type } = this.dataSource(typeName)
-      const state = await impl.read({ typeName, config: decodeDynamicValue(req.config, type), diagnostics })
-      this.checkResult(state, type, impl.schema.block, `data.${typeName}`, 'read')
-      return { state: encodeDynamicValue(state, type) }
+      const state = await impl.read({ typeName, config: this.decode(req.config, type), diagnostics })
+      return { state: this.checkResult(state, type, impl.schema.block, `data.${typeName}`, 'read') }
     })
+  }
+
+  /**
+   * {@link decodeDynamicValue}, reusing a recent result for the same bytes: Terraform sends a resource instance's
+   * configuration to ValidateResourceConfig and again to PlanResourceChange, where a create's proposed new state is
+   * the configuration too. Values are immutable, so one decoded value serves every request that carries it.
+   */
+  private decode(dv: DynamicValue | null | undefined, type: CtyType): Value {
+    const msgpack = dv?.msgpack
+    if (!msgpack?.length || msgpack.length > MAX_REUSED_BYTES) return decodeDynamicValue(dv, type)
+    const bytes = Buffer.isBuffer(msgpack) ? msgpack : Buffer.from(msgpack.buffer, msgpack.byteOffset, msgpack.byteLength)
+    for (let i = this.recent.length - 1; i >= 0; i--) {
+      const entry = this.recent[i]!
+      if (entry.type === type && entry.bytes.length === bytes.length && entry.bytes.equals(bytes)) return entry.value
+    }
+    const value = decodeMsgpack(bytes, type)
+    if (this.recent.length === REUSED_VALUES) this.recent.shift()
+    // A copy: the caller's buffer is not ours to keep (or to trust not to change).
+    this.recent.push({ bytes: Buffer.from(bytes), type, value })
+    return value
   }
 
   private resource(typeName: string): Entry<Resource> {
@@ -302,26 +324,29 @@ export class ResourceServer {
   }
 
   /**
-   * A value that does not fit the type (or holds a null list block) fails with a diagnostic on the offending
-   * attribute.
+   * The value encoded for a response. One that does not fit the type (the encoder checks what `assertConforms`
+   * checks, while encoding) or holds a null list block fails with a diagnostic on the offending attribute.
    */
-  private conform(value: Value, type: CtyType, block: BlockSchema, summary: string, typeName: string): void {
+  private conform(value: Value, type: CtyType, block: BlockSchema, summary: string, typeName: string): DynamicValueOut {
     const bug = `This is a bug in the ${this.name} provider; please report it.`
+    let encoded: DynamicValueOut
     try {
-      assertConforms(value, type)
+      encoded = encodeDynamicValue(value, type)
     } catch (e) {
       if (!(e instanceof CtyError)) throw e
       throw new DiagnosticsError([errorDiagnostic(summary, `${typeName}: ${e.message}. ${bug}`, e.path)])
     }
     const nulls = nullListBlocks(block, value)
     if (nulls.length) throw new DiagnosticsError(nulls.map((path) => errorDiagnostic(summary, `${typeName}: a list of blocks must be empty to say "no blocks", not null. ${bug}`, path)))
+    return encoded
   }
 
-  /** A state returned by read must fit the type and be wholly known. */
-  private checkResult(value: Value, type: CtyType, block: BlockSchema, typeName: string, what: string): void {
-    this.conform(value, type, block, `Provider returned an invalid object from ${what}`, typeName)
+  /** A state returned by read must fit the type and be wholly known; returns it encoded. */
+  private checkResult(value: Value, type: CtyType, block: BlockSchema, typeName: string, what: string): DynamicValueOut {
+    const encoded = this.conform(value, type, block, `Provider returned an invalid object from ${what}`, typeName)
     if (!isWhollyKnown(value)) {
       throw new DiagnosticsError([errorDiagnostic(`Provider returned an invalid object from ${what}`, `${typeName}: the object still contains unknown values. This is a bug in the ${this.name} provider; please report it.`)])
     }
+    return encoded
   }
 }

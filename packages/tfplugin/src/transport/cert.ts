@@ -69,6 +69,8 @@ function time(date: Date): Buffer {
 }
 
 const OID = {
+  ecPublicKey: '1.2.840.10045.2.1',
+  prime256v1: '1.2.840.10045.3.1.7',
   ecdsaWithSha256: '1.2.840.10045.4.3.2',
   commonName: '2.5.4.3',
   organization: '2.5.4.10',
@@ -99,8 +101,24 @@ export interface CertificateOptions {
 }
 
 /** Generates a fresh key pair and a self-signed server certificate for `localhost` / 127.0.0.1. */
+/** A JWK coordinate or scalar as its 32 bytes (JWK drops nothing, but a short one would be left-padded). */
+function p256Bytes(base64url: string | undefined): Buffer {
+  const bytes = Buffer.from(base64url ?? '', 'base64url')
+  if (bytes.length > 32 || bytes.length === 0) throw new Error('unexpected P-256 key component length')
+  return bytes.length === 32 ? bytes : Buffer.concat([Buffer.alloc(32 - bytes.length), bytes])
+}
+
 export function generateServerCertificate(options: CertificateOptions = {}): ServerCertificate {
-  const { publicKey, privateKey } = generateKeyPairSync('ec', { namedCurve: 'prime256v1' })
+  const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'prime256v1' })
+  // The public key (SubjectPublicKeyInfo) and the PKCS#8 private key are built here from the JWK form: OpenSSL's
+  // DER/PEM encoders cost more than the rest of the certificate on their first use in a process.
+  const jwk = privateKey.export({ format: 'jwk' })
+  const point = Buffer.concat([Buffer.from([0x04]), p256Bytes(jwk.x), p256Bytes(jwk.y)]) // uncompressed
+  const keyAlgorithm = sequence(oid(OID.ecPublicKey), oid(OID.prime256v1))
+  const spki = sequence(keyAlgorithm, bitString(point))
+  // RFC 5208 PrivateKeyInfo holding an RFC 5915 ECPrivateKey (the curve is in the algorithm, not repeated).
+  const ecPrivateKey = sequence(integer(Buffer.from([1])), octetString(p256Bytes(jwk.d)), explicit(1, bitString(point)))
+  const pkcs8 = sequence(integer(Buffer.from([0])), keyAlgorithm, octetString(ecPrivateKey))
   const now = options.now ?? new Date()
   const notBefore = new Date(now.getTime() - 30_000)
   const notAfter = new Date(now.getTime() + (options.days ?? 30) * 86_400_000)
@@ -130,7 +148,7 @@ export function generateServerCertificate(options: CertificateOptions = {}): Ser
     name,
     sequence(time(notBefore), time(notAfter)),
     name,
-    publicKey.export({ type: 'spki', format: 'der' }),
+    spki,
     explicit(3, extensions),
   )
   const signature = sign('sha256', tbs, privateKey) // DER-encoded ECDSA-Sig-Value
@@ -138,6 +156,6 @@ export function generateServerCertificate(options: CertificateOptions = {}): Ser
   return {
     der,
     certPem: toPem('CERTIFICATE', der),
-    keyPem: privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
+    keyPem: toPem('PRIVATE KEY', pkcs8),
   }
 }

@@ -21,6 +21,7 @@ import type {
   ServerOptions,
 } from 'node:http2'
 import { X509Certificate } from 'node:crypto'
+import { createServer as createListener, type Server as Listener, type Socket } from 'node:net'
 import type { TLSSocket } from 'node:tls'
 import type { MessageInit, MethodDefinition } from '../proto/wire.js'
 import type { Awaitable } from './provider-service.js'
@@ -61,7 +62,10 @@ export interface UnaryCall<Req> {
   readonly request: Req
   /** Aborted when the client cancels the call, its deadline passes or its connection drops. */
   readonly signal: AbortSignal
-  /** Runs once the response has been handed to HTTP/2 (e.g. Shutdown: stop serving after answering). */
+  /**
+   * Runs once the response has been sent (HTTP/2 closed the call's stream after its trailers), e.g. Shutdown: stop
+   * serving after answering. Not run when the response could not be encoded.
+   */
   afterResponse(listener: () => void): void
 }
 
@@ -272,20 +276,30 @@ export class GrpcServer {
   private readonly sessions = new Set<Http2Session>()
   /** Sessions whose client certificate was checked (TLS only). */
   private readonly trusted = new WeakSet<Http2Session>()
+  /** The listening socket; connections are handed to {@link server} (see {@link listen}). */
+  private listener: Listener | undefined
   private server: Http2Server | Http2SecureServer | undefined
+  /** Connections accepted before {@link server} was made. */
+  private pending: Socket[] = []
+  private stopped = false
+  /**
+   * Settles once the HTTP/2 server that serves the listener's connections is made (see {@link listen}); rejects
+   * when it cannot be (a key or certificate TLS refuses), after which nothing is served.
+   */
+  ready: Promise<void> = Promise.resolve()
   private readonly onError: (what: string, error: unknown) => void
   private readonly tls: ServerTls | undefined
-  private readonly clientCa: X509Certificate | undefined
+  /** Terraform's certificate, parsed with the HTTP/2 server (after the handshake line). */
+  private clientCa: X509Certificate | undefined
 
   constructor(options: GrpcServerOptions = {}) {
     this.onError = options.onError ?? (() => undefined)
     this.tls = options.tls
-    this.clientCa = options.tls ? new X509Certificate(options.tls.clientCaPem) : undefined
   }
 
   /**
-   * The HTTP/2 server, made when listening: node:http2 is loaded then (the provider's startup snapshot cannot
-   * hold it, see apps/provider/src/snapshot.ts).
+   * The HTTP/2 server, made once listening (see {@link listen}); it never listens itself. node:http2 is loaded then
+   * (the provider's startup snapshot cannot hold it, see apps/provider/src/snapshot.ts).
    */
   private async createServer(): Promise<Http2Server | Http2SecureServer> {
     const http2 = await import('node:http2')
@@ -309,7 +323,7 @@ export class GrpcServer {
       rejectUnauthorized: false,
     }
     const server = secure ? http2.createSecureServer(secure) : http2.createServer(common)
-    const clientCa = this.clientCa
+    const clientCa = (this.clientCa = tls ? new X509Certificate(tls.clientCaPem) : undefined)
     server.on('session', (session: Http2Session) => {
       if (clientCa) {
         // Emitted as the connection's session is made, before any of its streams is read.
@@ -343,41 +357,88 @@ export class GrpcServer {
     return this
   }
 
-  /** Listens on a TCP port of `host` (0: any free one) or a unix socket path; resolves with the port or path. */
+  /**
+   * Listens on a TCP port of `host` (0: any free one) or a unix socket path; resolves with the port or path.
+   *
+   * The socket is a plain `node:net` listener, and the HTTP/2 (and TLS) server that serves its connections is made
+   * only after the caller's continuation has run: loading node:http2 and node:tls and building the TLS context take
+   * 15–20 ms, which a provider spends after printing its handshake line, while Terraform reads it and dials, instead
+   * of before. Connections accepted meanwhile wait, unread, and are handed over once the server exists.
+   */
   async listen(target: { readonly host: string; readonly port: number } | { readonly path: string }): Promise<number | string> {
-    if (this.server) throw new Error('GrpcServer.listen: already listening')
-    const server = (this.server = await this.createServer())
-    return new Promise((resolve, reject) => {
+    if (this.listener) throw new Error('GrpcServer.listen: already listening')
+    const listener = (this.listener = createListener({ pauseOnConnect: true }, (socket) => this.accept(socket)))
+    listener.on('error', (error) => this.onError('listener error', error))
+    const result = await new Promise<number | string>((resolve, reject) => {
       const onError = (error: Error) => reject(error)
-      server.once('error', onError)
+      listener.once('error', onError)
       const done = () => {
-        server.off('error', onError)
-        const address = server.address()
+        listener.off('error', onError)
+        const address = listener.address()
         resolve(typeof address === 'object' && address !== null ? address.port : String(address))
       }
-      if ('path' in target) server.listen(target.path, done)
-      else server.listen(target.port, target.host, done)
+      if ('path' in target) listener.listen(target.path, done)
+      else listener.listen(target.port, target.host, done)
     })
+    // setImmediate: after the promise continuations, i.e. after the caller has printed what it prints on listening.
+    this.ready = new Promise<void>((resolve, reject) => {
+      setImmediate(() => {
+        this.createServer().then(
+          (server) => {
+            this.server = server
+            for (const socket of this.pending.splice(0)) this.accept(socket)
+            resolve()
+          },
+          (error: unknown) => {
+            this.stopAccepting()
+            reject(error instanceof Error ? error : new Error(String(error)))
+          },
+        )
+      })
+    })
+    return result
+  }
+
+  private accept(socket: Socket): void {
+    if (this.stopped) {
+      socket.destroy()
+    } else if (this.server) {
+      this.server.emit('connection', socket)
+      // Accepted paused: reading starts now, into the HTTP/2 session (or the TLS layer under it) that took it over.
+      socket.resume()
+    } else {
+      this.pending.push(socket)
+    }
   }
 
   /** Stops accepting; lets every connection finish its calls and close; then calls `done`. */
   tryShutdown(done: () => void): void {
-    if (!this.server) return done()
-    this.server.close(() => done())
-    for (const session of this.sessions) session.close()
+    this.stopAccepting()
+    if (this.sessions.size === 0) return done()
+    let open = this.sessions.size
+    for (const session of this.sessions) {
+      session.once('close', () => --open === 0 && done())
+      session.close()
+    }
   }
 
   /** Stops at once: every connection is closed, running calls are cancelled. */
   forceShutdown(): void {
-    this.server?.close()
+    this.stopAccepting()
     for (const session of this.sessions) session.destroy()
+  }
+
+  private stopAccepting(): void {
+    this.stopped = true
+    this.listener?.close()
+    for (const socket of this.pending.splice(0)) socket.destroy()
   }
 
   private dispatch(stream: ServerHttp2Stream, headers: IncomingHttpHeaders): void {
     // A reset or a lost connection must not become an unhandled 'error' event that ends the process.
     stream.on('error', (error) => this.onError('HTTP/2 stream error', error))
     // Never reached for a refused client (its session is destroyed first); checked again all the same.
-    if (this.clientCa && !(stream.session && this.trusted.has(stream.session))) {
+    if (this.tls && !(stream.session && this.trusted.has(stream.session))) {
       stream.close(7) // NGHTTP2_REFUSED_STREAM
       return
     }
@@ -451,7 +512,7 @@ export class GrpcServer {
             fail(error)
             return
           }
-          for (const listener of after) listener()
+          if (after.length > 0) stream.once('close', () => after.forEach((listener) => listener()))
         }
         const invoke = (request: unknown): void => {
           // Synchronous as far as the handler is: hundreds of calls per command, each spared a few promises.

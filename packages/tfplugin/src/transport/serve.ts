@@ -15,7 +15,7 @@
  * Debug mode (`--debug` or `debug: true`) skips the cookie and TLS, keeps running across Terraform commands, and
  * prints the `TF_REATTACH_PROVIDERS` value to use.
  */
-import { mkdtempSync, rmSync } from 'node:fs'
+import { mkdtempSync, rmSync, writeSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { generateServerCertificate, type ServerCertificate } from './cert.js'
@@ -89,20 +89,18 @@ export class NotLaunchedByTerraformError extends Error {
   }
 }
 
-/** How long Shutdown waits for Terraform to close the connection after the answer, before exiting anyway. */
+/** How long a provider whose connection is gone waits for its other connections to close before exiting. */
 const SHUTDOWN_GRACE_MS = 100
 
 /**
- * Keeps stdout for the handshake: from now on `process.stdout.write` (and so `console.log`/`console.info`, which
- * write through it) goes to stderr. Returns a writer to the real stdout.
+ * Keeps stdout for the handshake: from now on `process.stdout` (and so `console.log`/`console.info`, which write
+ * through it) is stderr. Returns a writer to the real stdout, file descriptor 1: neither stream is made here (Node
+ * builds each on first use, a few ms of a provider's start).
  */
 function reserveStdout(): (text: string) => void {
-  const stdout = process.stdout
-  const realWrite = stdout.write.bind(stdout)
-  const stderrWrite = process.stderr.write.bind(process.stderr)
-  stdout.write = stderrWrite
+  Object.defineProperty(process, 'stdout', { configurable: true, enumerable: true, get: () => process.stderr })
   return (text) => {
-    realWrite(text)
+    writeSync(1, text)
   }
 }
 
@@ -182,7 +180,9 @@ export async function serve(options: ServeOptions): Promise<PluginServer> {
         return
       }
       log.debug('Shutdown called by Terraform: exiting')
-      stopGracefully('shutdown')
+      // The answer is sent and Terraform makes no call after Shutdown: no need to wait for it to close the
+      // connection, which it does next before it waits for the process to end.
+      void stop('shutdown')
     },
     onStdioClosed: () => {
       if (debug || stopping) return
@@ -214,6 +214,13 @@ export async function serve(options: ServeOptions): Promise<PluginServer> {
     const port = await server.listen({ host: '127.0.0.1', port: 0 })
     address = `127.0.0.1:${port}`
   }
+
+  server.ready.catch((error: unknown) => {
+    log.error('Cannot serve', { error })
+    if (!ownsProcess) return void stop('stopped')
+    process.stderr.write(`${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`)
+    process.exit(1)
+  })
 
   const handshake = handshakeLine(network, address, certificate?.der, negotiation.version)
   log.info('Provider started', { network, address, tls: certificate !== undefined, protocol_version: negotiation.version, pid: process.pid, debug })
