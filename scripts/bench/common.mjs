@@ -126,7 +126,8 @@ export async function stopServer(server) {
   signalGroup('SIGTERM');
   const stopped = await Promise.race([server.exitPromise.then(() => true), sleep(SERVER_STOP_GRACE_MS).then(() => false)]);
   if (!stopped) {
-    say(`API did not stop within ${SERVER_STOP_GRACE_MS / 1000} s of SIGTERM: killing it`);
+    // The API's or the worker's (engine.mjs stops its worker process here too).
+    say(`process ${server.pid} did not stop within ${SERVER_STOP_GRACE_MS / 1000} s of SIGTERM: killing it; its last lines:\n${serverTail(server, 8)}`);
     signalGroup('SIGKILL');
     await Promise.race([server.exitPromise, sleep(5000)]);
   }
