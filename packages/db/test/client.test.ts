@@ -9,7 +9,7 @@ import {
   violatedConstraint,
   type Db,
 } from '../src/index.js'
-import { createScratchDatabase, type ScratchDatabase } from './helpers.js'
+import { caught, createScratchDatabase, type ScratchDatabase } from './helpers.js'
 
 let scratch: ScratchDatabase
 let db: Db
@@ -24,15 +24,6 @@ afterAll(async () => {
   await db?.$disconnect()
   await scratch?.drop()
 })
-
-async function caught(p: Promise<unknown>): Promise<unknown> {
-  try {
-    await p
-  } catch (e) {
-    return e
-  }
-  throw new Error('expected the operation to fail')
-}
 
 describe('error helpers', () => {
   it('recognise a unique violation and name its constraint', async () => {

@@ -37,3 +37,13 @@ export async function createScratchDatabase(): Promise<ScratchDatabase> {
     },
   }
 }
+
+/** The error `p` rejects with; fails the test if it resolves. */
+export async function caught(p: Promise<unknown>): Promise<unknown> {
+  try {
+    await p
+  } catch (e) {
+    return e
+  }
+  throw new Error('expected the operation to fail')
+}

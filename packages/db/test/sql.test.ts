@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createDb, isRetriableTxError, isUniqueViolation, migrateDeploy, Prisma, TransactionTimeoutError, violatedConstraint, type Db } from '../src/index.js'
-import { createScratchDatabase, type ScratchDatabase } from './helpers.js'
+import { caught, createScratchDatabase, type ScratchDatabase } from './helpers.js'
 
 const { sql } = Prisma
 
@@ -17,15 +17,6 @@ afterAll(async () => {
   await db?.$disconnect()
   await scratch?.drop()
 })
-
-async function caught(p: Promise<unknown>): Promise<unknown> {
-  try {
-    await p
-  } catch (e) {
-    return e
-  }
-  throw new Error('expected the operation to fail')
-}
 
 describe('db.sql', () => {
   it('returns rows with the types Prisma raw queries have', async () => {
