@@ -7,6 +7,7 @@
  * org's chain head: PostgreSQL alone decides what is due, so losing Redis loses nothing, and a destination that is
  * down holds only its own job.
  */
+import { setTimeout as sleep } from 'node:timers/promises'
 import { DelayedError, Queue, Worker, type Job } from 'bullmq'
 import type { Redis } from 'ioredis'
 import { silentLogger } from '@opensym/engine'
@@ -28,6 +29,12 @@ export interface LogDeliveryWorkerOptions extends DeliveryOptions {
   readonly concurrency?: number
   /** How often PostgreSQL is asked which destinations are behind. Default 500 ms; 0: only at start and on `tick()`. */
   readonly pollIntervalMs?: number
+  /**
+   * How long `close()` lets pumps in progress finish their batch. Default 5 s. A pump still sending after that (a
+   * destination that does not answer) is left: its job is taken up again once its lock lapses, and the batch is
+   * sent again from the cursor — delivery is at least once — so a worker never outwaits a deployment's stop timeout.
+   */
+  readonly closeGraceMs?: number
   readonly lockDurationMs?: number
   readonly stalledIntervalMs?: number
 }
@@ -37,7 +44,10 @@ export interface LogDeliveryWorker {
   readonly queue: Queue
   /** Adds a pump job for every destination that is behind; returns how many were due. */
   tick(): Promise<number>
-  /** Stops taking jobs; a pump in progress finishes its batch (and records it). Safe to call twice. */
+  /**
+   * Stops taking jobs; a pump in progress finishes its batch (and records it) within `closeGraceMs`, or is left to be
+   * redone. Safe to call twice.
+   */
   close(): Promise<void>
 }
 
@@ -47,7 +57,16 @@ export async function startLogDelivery(o: LogDeliveryWorkerOptions): Promise<Log
   const queue = new Queue(LOG_DELIVERY_QUEUE, { connection: o.connection, prefix: o.prefix })
   let closing = false
 
+  let pumping = 0
   const processor = async (job: Job, token?: string): Promise<string> => {
+    pumping++
+    try {
+      return await pump(job, token)
+    } finally {
+      pumping--
+    }
+  }
+  const pump = async (job: Job, token?: string): Promise<string> => {
     const destinationId = (job.data as { destinationId?: unknown } | undefined)?.destinationId
     if (typeof destinationId !== 'string' || !UUID.test(destinationId)) throw new Error(`malformed log-delivery job: ${JSON.stringify(job.data)}`)
     let outcome: PumpOutcome = { kind: 'idle' }
@@ -108,7 +127,12 @@ export async function startLogDelivery(o: LogDeliveryWorkerOptions): Promise<Log
         closing = true
         clearTimeout(timer)
         await running
-        await worker.close()
+        // No new pumps; those in progress get the grace, then the worker stops without them.
+        await worker.pause(true)
+        const deadline = Date.now() + (o.closeGraceMs ?? 5000)
+        while (pumping > 0 && Date.now() < deadline) await sleep(20)
+        if (pumping > 0) logger.warn({ pumping }, 'log delivery stopped with pumps in progress; their batches are sent again later')
+        await worker.close(pumping > 0)
         await queue.close()
         deliverer.close()
       })()),

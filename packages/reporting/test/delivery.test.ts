@@ -185,6 +185,25 @@ describe('log delivery', () => {
     expectDeliveredInOrder(received.http(), expected)
   })
 
+  it('stops within its grace when a destination never answers, and the batch is sent again by the next worker', async () => {
+    const f = await orgFixture(db, 'logs-hung')
+    const http = await destination(db, f.org.id, [f.env.id], { type: 'http', settings: { url: `${receiver.url}/hung` } })
+    const expected = await auditedRuns(db, f, f.env.id, 2)
+    let calls = 0
+    // A destination that accepts the connection and never answers (its own timeout is far away).
+    const hung = await start({ fetch: () => (calls++, new Promise<Response>(() => undefined)), closeGraceMs: 100, timeoutMs: 60_000 })
+    await waitFor('a pump sending', () => calls > 0)
+    // Returns after the grace, not after the call (which never ends): otherwise the test times out.
+    await hung.close()
+    expect((await db.logDelivery.findUniqueOrThrow({ where: { destinationId: http.id } })).deliveredSeq).toBe(0n)
+
+    // The abandoned job is taken up again once its lock lapses; a fresh prefix here stands for a Redis that lost it.
+    receiver.respondWith(() => ({ status: 200 }))
+    await start()
+    await waitFor('caught up after the stop', () => caughtUp(f.org.id, [http.id]))
+    expectDeliveredInOrder(received.http(), expected)
+  })
+
   it('keeps the others flowing while one destination is down, and catches it up afterwards', async () => {
     const f = await orgFixture(db, 'logs-outage')
     const apiKey = await envSecret(db, f.org.id, 'OPENSYM_SECRET_DATADOG')
