@@ -1,4 +1,4 @@
-import { createDb, toJson, type Db } from '@opensym/db'
+import { createDb, toJson, type Db, type RunEvent } from '@opensym/db'
 import { createTestOrg, type TestOrg } from '@opensym/testing'
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
 import { AuditChainer, buildLogEntry, canonicalJson, chainAudit, chainHash, chainOrgAudit, GENESIS_HASH, recordAudit, verifyAuditChain } from '../src/audit.js'
@@ -139,7 +139,7 @@ describe('the hash chain', () => {
     const other = await createTestOrg(db, 'staged')
     org = other
     // Staged by their steps' transactions, not chained yet.
-    const events = []
+    const events: string[] = []
     for (let i = 0; i < 3; i++) {
       const run = await db.run.create({ data: { orgId: other.id, flowSlug: 'db-access', flowVersion: 1, requesterId: (await db.user.findFirstOrThrow({ where: { orgId: other.id } })).id, status: 'requested' } })
       for (const [seq, name] of ['request', 'approve', 'escalate'].entries()) {
@@ -164,7 +164,7 @@ describe('the hash chain', () => {
     expect(await verifyAuditChain(db, other.id)).toEqual({ ok: true, entries: 9 })
 
     // Once chained, the entry is not staged again.
-    await db.sql.transaction(async (tx) => expect(await recordAudit(tx, events[0] ?? '')).toBeUndefined())
+    await db.sql.transaction(async (tx) => expect(await recordAudit(tx, events[0]!)).toBeUndefined())
     expect(await db.auditStaged.count({ where: { orgId: other.id } })).toBe(0)
   })
 
@@ -174,7 +174,7 @@ describe('the hash chain', () => {
     const chainer = new AuditChainer(db.sql, { minIntervalMs: 5 })
     const requester = await db.user.findFirstOrThrow({ where: { orgId: other.id } })
     const run = await db.run.create({ data: { orgId: other.id, flowSlug: 'db-access', flowVersion: 1, requesterId: requester.id, status: 'requested' } })
-    const events = []
+    const events: RunEvent[] = []
     for (const [seq, name] of ['request', 'approve'].entries()) {
       events.push(await db.runEvent.create({ data: { orgId: other.id, runId: run.id, seq: seq + 1, name, channel: 'api', status: 'success', completedAt: new Date() } }))
     }
