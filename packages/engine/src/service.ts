@@ -30,7 +30,7 @@ import { EngineError, invalidRequest, type EngineErrorKind } from './errors.js'
 import { bindTargetSettings, flowParams, readSnapshot, resolveTarget, snapshotOf, type FlowForRequest, type TargetRow } from './flows.js'
 import type { EngineQueues, EventStep } from './queues.js'
 import { defaultPermissions, silentLogger, systemClock, type Clock, type EngineLogger, type PermissionResolver } from './seams.js'
-import { appendEvent, lockRun, runColumns, runEventColumns } from './store.js'
+import { appendEvent, insertEventFrom, lockRun, runColumns, runEventColumns } from './store.js'
 import { runSummaryView, runView, USER_SELECT, type RunSummaryView, type RunView, type UserRow } from './views.js'
 
 export interface RunServiceDeps {
@@ -163,10 +163,7 @@ export class RunService {
                 ${JSON.stringify({ ...fields, ...(target ? { target_id: target.id } : {}) })}::jsonb, ${JSON.stringify(input.context ?? {})}::jsonb,
                 ${JSON.stringify(snapshot)}::jsonb, 'requested', ${expiresAt}::timestamptz, ${now}::timestamptz, ${new Date()}::timestamptz)
         RETURNING "id", "orgId")
-      INSERT INTO "RunEvent" ("id", "orgId", "runId", "seq", "name", "actorId", "submittedById", "channel", "fields", "status", "attempts", "createdAt")
-      SELECT ${eventId}::uuid, r."orgId", r."id", 1, 'request', ${requester.id}::uuid, ${requester.id === p.userId ? null : p.userId}::uuid,
-             ${via}::"EventChannel", '{}'::jsonb, 'pending', 0, ${new Date()}::timestamptz
-      FROM r`)
+      ${insertEventFrom(eventId, { id: sql`r."id"`, orgId: sql`r."orgId"` }, { name: 'request', actorId: requester.id, submittedById: requester.id === p.userId ? null : p.userId, channel: via }, new Date(), { from: sql`FROM r` })}`)
     if (inserted !== 1) throw new Error(`could not record the request event of run ${runId}`)
     await this.enqueue('request', eventId, () => this.queues.scheduleExpiry(runId, expiresAt))
     return { run_id: runId, event_id: eventId }
@@ -322,12 +319,9 @@ async function appendDecision(db: Sql, runId: string, step: 'approve' | 'deny', 
     try {
       const [row] = await db.query<{ status: RunStatus; appended: string | null }>(sql`
         WITH locked AS (SELECT "id", "orgId", "status" FROM "Run" WHERE "id" = ${runId}::uuid FOR UPDATE),
-             appended AS (
-               INSERT INTO "RunEvent" ("id", "orgId", "runId", "seq", "name", "actorId", "submittedById", "channel", "fields", "status", "attempts", "createdAt")
-               SELECT ${eventId}::uuid, locked."orgId", locked."id", (SELECT COALESCE(MAX(e."seq"), 0) + 1 FROM "RunEvent" e WHERE e."runId" = locked."id"),
-                      ${step}, ${event.actorId}::uuid, NULL, ${event.channel}::"EventChannel", ${JSON.stringify(event.fields)}::jsonb, 'pending', 0, ${new Date()}::timestamptz
-               FROM locked WHERE locked."status" = ANY(${from}::"RunStatus"[])
-               RETURNING "id")
+             appended AS (${insertEventFrom(eventId, { id: sql`locked."id"`, orgId: sql`locked."orgId"` }, { name: step, actorId: event.actorId, channel: event.channel, fields: event.fields }, new Date(), {
+               from: sql`FROM locked WHERE locked."status" = ANY(${from}::"RunStatus"[])`,
+             })})
         SELECT locked."status", (SELECT "id" FROM appended) AS "appended" FROM locked`)
       if (!row) throw new Error(`run ${runId} not found`)
       if (row.appended !== null) return row.appended

@@ -199,11 +199,25 @@ export async function completeEvent(tx: Sql, eventId: string, outcome: EventOutc
 
 /** The INSERT of a new pending event of a run (the run's next `seq`), returning the row. */
 function insertEvent(id: string, run: Pick<Run, 'id' | 'orgId'>, event: NewEvent, createdAt: Date): Prisma.Sql {
+  return insertEventFrom(id, { id: sql`${run.id}::uuid`, orgId: sql`${run.orgId}::uuid` }, event, createdAt, { returning: runEventColumns() })
+}
+
+/**
+ * The INSERT of a new pending event of the run whose id and org are the SQL expressions `run` (e.g. columns of a CTE
+ * named in `from`, which may also filter: `FROM locked WHERE …`), at the run's next `seq`.
+ */
+export function insertEventFrom(
+  id: string,
+  run: { readonly id: Prisma.Sql; readonly orgId: Prisma.Sql },
+  event: NewEvent,
+  createdAt: Date,
+  options: { readonly from?: Prisma.Sql; readonly returning?: Prisma.Sql } = {},
+): Prisma.Sql {
   return sql`
     INSERT INTO "RunEvent" ("id", "orgId", "runId", "seq", "name", "actorId", "submittedById", "channel", "fields", "status", "attempts", "createdAt")
-    VALUES (${id}::uuid, ${run.orgId}::uuid, ${run.id}::uuid,
-            (SELECT COALESCE(MAX("seq"), 0) + 1 FROM "RunEvent" WHERE "runId" = ${run.id}::uuid),
-            ${event.name}, ${event.actorId}::uuid, ${event.submittedById ?? null}::uuid, ${event.channel}::"EventChannel",
-            ${JSON.stringify(event.fields ?? {})}::jsonb, 'pending', 0, ${createdAt}::timestamptz)
-    RETURNING ${runEventColumns()}`
+    SELECT ${id}::uuid, ${run.orgId}, ${run.id}, (SELECT COALESCE(MAX(p."seq"), 0) + 1 FROM "RunEvent" p WHERE p."runId" = ${run.id}),
+           ${event.name}, ${event.actorId}::uuid, ${event.submittedById ?? null}::uuid, ${event.channel}::"EventChannel",
+           ${JSON.stringify(event.fields ?? {})}::jsonb, 'pending', 0, ${createdAt}::timestamptz
+    ${options.from ?? Prisma.empty}
+    RETURNING ${options.returning ?? sql`"id"`}`
 }
