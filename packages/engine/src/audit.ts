@@ -173,9 +173,18 @@ export interface EntryInputRow {
  */
 export const ENTRY_INPUT_COLUMNS = `
   e."id", e."runId", e."name", e."channel"::text AS "channel", e."status"::text AS "status", e."error", e."fields",
-  e."createdAt", e."completedAt",
+  e."createdAt", e."completedAt", r."orgId", ${extraColumns()}`
+
+/**
+ * The columns of {@link ENTRY_INPUT_COLUMNS} that are not the event's own (none is named like a `RunEvent` column),
+ * for a read that selects the event's columns already.
+ */
+export const ENTRY_INPUT_EXTRA_COLUMNS = extraColumns()
+
+function extraColumns(): string {
+  return `
   CASE WHEN a."id" IS NULL THEN NULL ELSE ${entryUserJson('a')} END AS "actor",
-  r."orgId", o."slug" AS "orgSlug", r."flowId", r."flowSlug", r."flowVersion", r."fields" AS "runFields", r."durationSeconds", r."snapshot",
+  o."slug" AS "orgSlug", r."flowId", r."flowSlug", r."flowVersion", r."fields" AS "runFields", r."durationSeconds", r."snapshot",
   COALESCE((SELECT json_agg(x."actor" ORDER BY x."seq") FROM (
     SELECT p."seq", json_build_object('step', p."name", 'user', ${entryUserJson('u')}) AS "actor"
     FROM "RunEvent" p JOIN "User" u ON u."id" = p."actorId"
@@ -183,6 +192,7 @@ export const ENTRY_INPUT_COLUMNS = `
     UNION ALL
     SELECT e."seq", json_build_object('step', e."name", 'user', ${entryUserJson('a')}) WHERE a."id" IS NOT NULL AND e."status" <> 'error'
   ) x), '[]'::json) AS "actors"`
+}
 
 /** Joins {@link ENTRY_INPUT_COLUMNS} needs after `FROM e`. */
 export const ENTRY_INPUT_JOINS = `
@@ -247,20 +257,56 @@ export async function recordAudit(tx: Sql, eventId: string): Promise<LogEntry | 
  * `alongside`: another write of the step (the next event's insert), made by the same statement: one round trip less.
  */
 export async function appendAudit(tx: Sql, input: LoadedEntryInput, alongside?: Prisma.Sql): Promise<LogEntry | undefined> {
-  const eventId = input.event.id
-  if (input.event.status === 'pending') throw new Error(`recordAudit: event ${eventId} is still pending`)
   const entry = buildLogEntry(input)
   const [row] = await tx.query<{ staged: number }>(Prisma.sql`
-    WITH ${alongside ? Prisma.sql`alongside AS (${alongside}), ` : Prisma.empty}staged AS (
-      INSERT INTO "AuditStaged" ("id", "orgId", "runId", "eventId", "flowId", "userId", "eventType", "timestamp", "entry")
-      SELECT ${entry.id}::uuid, ${input.orgId}::uuid, ${input.run.id}::uuid, ${eventId}::uuid, ${input.flowId}::uuid,
-             ${input.event.actor?.id ?? null}::uuid, ${input.event.name}, ${input.event.timestamp}::timestamptz, ${JSON.stringify(entry)}::jsonb
-      WHERE NOT EXISTS (SELECT 1 FROM "AuditEntry" WHERE "eventId" = ${eventId}::uuid)
-      ON CONFLICT ("eventId") DO NOTHING
-      RETURNING 1
-    )
+    WITH ${alongside ? Prisma.sql`alongside AS (${alongside}), ` : Prisma.empty}staged AS (${stageAuditSql(input, entry)})
     SELECT count(*)::int AS "staged" FROM staged`)
   return row?.staged === 1 ? entry : undefined
+}
+
+/**
+ * The insert that stages the entry `entry` of the completed event of `input` (nothing if it is staged or chained
+ * already), returning 1 when it staged it; `and` adds a condition (e.g. that the statement completed the event).
+ */
+export function stageAuditSql(input: LoadedEntryInput, entry: LogEntry, and: Prisma.Sql = Prisma.empty): Prisma.Sql {
+  const eventId = input.event.id
+  if (input.event.status === 'pending') throw new Error(`recordAudit: event ${eventId} is still pending`)
+  return Prisma.sql`
+    INSERT INTO "AuditStaged" ("id", "orgId", "runId", "eventId", "flowId", "userId", "eventType", "timestamp", "entry")
+    SELECT ${entry.id}::uuid, ${input.orgId}::uuid, ${input.run.id}::uuid, ${eventId}::uuid, ${input.flowId}::uuid,
+           ${input.event.actor?.id ?? null}::uuid, ${input.event.name}, ${input.event.timestamp}::timestamptz, ${JSON.stringify(entry)}::jsonb
+    WHERE NOT EXISTS (SELECT 1 FROM "AuditEntry" WHERE "eventId" = ${eventId}::uuid) ${and}
+    ON CONFLICT ("eventId") DO NOTHING
+    RETURNING 1`
+}
+
+/**
+ * The entry input of a pending event (read with {@link ENTRY_INPUT_COLUMNS} while it was pending) as it will be once
+ * the event completes with `outcome`: what {@link ENTRY_INPUT_COLUMNS} would read right after, so that the entry can
+ * be staged by the statement that completes the event. Earlier events are complete (steps run in order), so only
+ * the event itself changes: its status, error, fields (`addFields` merged over them, as jsonb `||` does) and time,
+ * and its actor leaves the run's actors when it fails.
+ */
+export function completedEntryInput(
+  pending: LoadedEntryInput,
+  outcome: { readonly status: 'success' | 'error'; readonly error?: string | null; readonly completedAt: Date; readonly addFields?: Readonly<Record<string, unknown>> },
+): LoadedEntryInput {
+  const { event } = pending
+  if (event.status !== 'pending') throw new Error(`completedEntryInput: event ${event.id} is not pending`)
+  // A pending event with an actor is the last of the actors (ordered by seq).
+  const ownLast = event.actor !== null && pending.actors.at(-1)?.step === event.name && pending.actors.at(-1)?.user.id === event.actor.id
+  if (event.actor !== null && !ownLast) throw new Error(`completedEntryInput: event ${event.id} is not the last of its run's actors`)
+  return {
+    ...pending,
+    event: {
+      ...event,
+      status: outcome.status,
+      error: outcome.error ?? null,
+      fields: outcome.addFields && Object.keys(outcome.addFields).length ? { ...event.fields, ...outcome.addFields } : event.fields,
+      timestamp: outcome.completedAt,
+    },
+    actors: outcome.status === 'error' && ownLast ? pending.actors.slice(0, -1) : pending.actors,
+  }
 }
 
 /** {@link appendAudit} for many events at once (an expiry batch), completed by this transaction: one statement. */

@@ -107,14 +107,17 @@ export type JobState = Awaited<ReturnType<Queue['getJobState']>>
 /** The producer side: adds, reschedules and cancels engine jobs. Queues are opened on first use. */
 export class EngineQueues {
   readonly prefix: string
+  /** The first retry delay of every job (each next one doubles). */
+  readonly firstRetryMs: number
   private readonly queues = new Map<QueueKind, Queue>()
   private readonly jobOptions: JobsOptions
 
   constructor(private readonly options: EngineQueuesOptions) {
     this.prefix = options.prefix
+    this.firstRetryMs = options.backoffMs ?? 1000
     this.jobOptions = {
       attempts: options.attempts ?? 8,
-      backoff: { type: BACKOFF_TYPE, delay: options.backoffMs ?? 1000 },
+      backoff: { type: BACKOFF_TYPE, delay: this.firstRetryMs },
       // Ids must be reusable: a re-added de-escalation of the same run must not collide with the finished one.
       removeOnComplete: true,
       removeOnFail: { age: 7 * 86_400 },
@@ -131,9 +134,9 @@ export class EngineQueues {
     return q
   }
 
-  /** Processes a pending event now. */
-  async enqueueEvent(step: EventStep, eventId: string): Promise<void> {
-    await this.queue(step).add(JOB_NAMES.event, { eventId }, { ...this.jobOptions, jobId: jobIds.event(step, eventId) })
+  /** Processes a pending event now, or after `delayMs`. */
+  async enqueueEvent(step: EventStep, eventId: string, delayMs?: number): Promise<void> {
+    await this.queue(step).add(JOB_NAMES.event, { eventId }, { ...this.jobOptions, jobId: jobIds.event(step, eventId), ...(delayMs ? { delay: delayMs } : {}) })
   }
 
   /** Expires the request at `at` unless someone decides first. */

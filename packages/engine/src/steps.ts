@@ -9,7 +9,7 @@
  * calls the idempotent strategy again and records it once) — and read the target back where it can tell.
  */
 import { setTimeout as sleep } from 'node:timers/promises'
-import { Prisma, type Db, type Run, type RunEvent, type Sql, type TransactionOptions } from '@opensym/db'
+import { isUniqueViolation, Prisma, type Db, type Run, type RunEvent, type Sql, type TransactionOptions } from '@opensym/db'
 import {
   accessExpiresAt,
   chainExpires,
@@ -20,6 +20,7 @@ import {
   hookNames,
   interpretHookReply,
   isFinished,
+  linkDueAt,
   nextStep,
   parseRequestPermission,
   transition,
@@ -27,7 +28,7 @@ import {
   type HookStep,
   type Step,
 } from '@opensym/domain'
-import { buildLogEntry, ENTRY_INPUT_COLUMNS, ENTRY_INPUT_JOINS, entryInputOf, loadEntryInput, type EntryInputRow, type LoadedEntryInput } from './audit.js'
+import { buildLogEntry, ENTRY_INPUT_COLUMNS, ENTRY_INPUT_EXTRA_COLUMNS, ENTRY_INPUT_JOINS, entryInputOf, loadEntryInput, type EntryInputRow, type LoadedEntryInput } from './audit.js'
 import { flowParams, readSnapshot } from './flows.js'
 import { grantKey, lockGrant, lockGrantByKey } from './grants.js'
 import { resolveIdentity, type IdentityReducer } from './identities.js'
@@ -36,7 +37,7 @@ import type { EngineQueues, EventStep } from './queues.js'
 import { DEFAULT_PERMISSION_DATA, defaultNotifications, type EventCall, type FlowRuntime, type Routing } from './runtime.js'
 import { logReporter, silentLogger, systemClock, type Clock, type EngineLogger, type ErrorReporter } from './seams.js'
 import type { RunSnapshot } from './snapshot.js'
-import { appendEvent, completeEvent, lockRun, RunChangedError, runColumns, runEventColumns, scheduledDeescalateIdSql, type CompleteAlso, type Completed, type EventOutcome } from './store.js'
+import { appendEvent, completeEvent, eventOf, lockRun, prefixedRun, RunChangedError, runColumnsPrefixed, runEventColumns, scheduledDeescalateIdSql, type CompleteAlso, type Completed, type EventOutcome } from './store.js'
 import { RetryableStrategyError, StrategyError, type SecretResolver, type Strategy, type StrategyCall, type StrategyOutput, type StrategyRegistry, type Subject } from './strategy.js'
 
 const { sql } = Prisma
@@ -110,6 +111,17 @@ export interface StepRunnerDeps {
    * does not re-drive it, and no job is added.
    */
   readonly announceEvents?: boolean
+  /**
+   * Whether a RunNotifier delivers request notifications. Default true. False (nobody to post to): link 0 of a
+   * request's chain is recorded as posted by the statement that completes the request, instead of by a notify-request
+   * job posting it to nobody.
+   */
+  readonly notifiesRequests?: boolean
+  /**
+   * Runs a step processed in the job of the step before it ({@link StepRunner.continueWith}) — the worker times and
+   * traces it as its own queue's processor would. Default: runs it.
+   */
+  readonly inline?: (step: EventStep, process: () => Promise<StepResult>) => Promise<StepResult>
 }
 
 /** The secret resolver of an org, reading through `db`. */
@@ -123,13 +135,30 @@ const ORDER_WAITS_MS = [5, 10, 20, 40] as const
 /** Then how soon the job comes back. */
 const ORDER_RETRY_MS = 100
 
-/** A run as the escalate and de-escalate steps read it first: with its requester's names and its lease, if any. */
+/** A run as a step reads it first: with its requester's names and its lease, if any. */
 type RunToChange = Run & { requesterEmail: string | null; requesterUsername: string; leaseId: string | null; leaseGrantId: string | null }
+
+/** What a step reads first, in one round trip ({@link StepRunner.readStep}). */
+interface StepInput {
+  readonly event: RunEvent
+  readonly run: RunToChange
+  readonly snapshot: RunSnapshot
+  /** The event's audit entry input as read while it is pending: its completion stages the entry in the same statement. */
+  readonly entry: LoadedEntryInput
+  /** The actor's kind and role; null when the event has no actor or the user is gone. */
+  readonly actor: { readonly type: 'normal' | 'bot'; readonly role: 'admin' | 'member' | 'guest' } | null
+  /** Earlier events of the run still pending. */
+  readonly earlier: number
+}
+
+/** A step's one-statement completion is redone this many times at most when the run changed under it. */
+const COMPLETE_ATTEMPTS = 5
 
 const message = (e: unknown) => (e instanceof Error ? e.message : String(e))
 
 /** What a compare-and-set of the run is made on (never the rest of the row: `completeEvent` writes what it is given). */
-const casOf = (run: Pick<Run, 'id' | 'version' | 'status'>) => ({ id: run.id, version: run.version, status: run.status })
+type RunCas = Pick<Run, 'id' | 'version' | 'status'>
+const casOf = (run: RunCas): RunCas => ({ id: run.id, version: run.version, status: run.status })
 
 /** Who decides and where a request goes when no flow code says: Sym's defaults (runtime.ts). */
 const defaultRouting = (snapshot: RunSnapshot): Routing => ({ permission: DEFAULT_PERMISSION_DATA, notifications: defaultNotifications(snapshot.flow.vars), source: 'default' })
@@ -192,6 +221,8 @@ export class StepRunner {
   private readonly strategyTimeoutMs: number
   private readonly txOptions: TransactionOptions
   private readonly announceEvents: boolean
+  private readonly notifiesRequests: boolean
+  private readonly inline: (step: EventStep, process: () => Promise<StepResult>) => Promise<StepResult>
 
   constructor(deps: StepRunnerDeps) {
     this.db = deps.db
@@ -206,36 +237,106 @@ export class StepRunner {
     this.strategyTimeoutMs = deps.strategyTimeoutMs ?? 30_000
     this.txOptions = { timeoutMs: this.strategyTimeoutMs + 15_000, maxWaitMs: deps.maxWaitMs ?? 10_000 }
     this.announceEvents = deps.announceEvents ?? true
+    this.notifiesRequests = deps.notifiesRequests ?? true
+    this.inline = deps.inline ?? ((_step, process) => process())
   }
 
-  /** {@link completeEvent}, marking the event notified at once when events are not announced. */
-  private complete(tx: Sql, eventId: string, outcome: EventOutcome, also?: CompleteAlso): Promise<Completed | undefined> {
-    return completeEvent(tx, eventId, this.announceEvents ? outcome : { ...outcome, notifiedAt: outcome.completedAt }, also)
+  /**
+   * {@link completeEvent}, marking the event notified at once when events are not announced. With `pending` (the
+   * event's entry input read while pending) one statement, which needs no transaction.
+   */
+  private complete(tx: Sql, eventId: string, outcome: EventOutcome, also?: CompleteAlso, pending?: LoadedEntryInput): Promise<Completed | undefined> {
+    return completeEvent(tx, eventId, this.announceEvents ? outcome : { ...outcome, notifiedAt: outcome.completedAt }, also, pending)
   }
 
   /** Processes the pending event `eventId`, whatever its step. */
   async processEvent(eventId: string, ctx: StepContext): Promise<StepResult> {
-    // The event, how many earlier events of its run are still pending, and the run's snapshot (which flow code
-    // runs), in one round trip.
-    const [row] = await this.db.sql.query<RunEvent & { earlier: number; runSnapshot: unknown }>(sql`
-      SELECT ${runEventColumns('e')}, (SELECT count(*)::int FROM "RunEvent" p WHERE p."runId" = e."runId" AND p."seq" < e."seq" AND p."status" = 'pending') AS "earlier",
-             r."snapshot" AS "runSnapshot"
-      FROM "RunEvent" e JOIN "Run" r ON r."id" = e."runId" WHERE e."id" = ${eventId}::uuid`)
-    if (!row || row.status !== 'pending') return 'noop'
-    const { earlier, runSnapshot, ...event } = row
-    if (earlier > 0) await this.waitForEarlier(event, true)
-    switch (event.name as Step) {
+    let input = await this.readStep(eventId)
+    if (!input || input.event.status !== 'pending') return 'noop'
+    if (input.earlier > 0) {
+      await this.waitForEarlier(input.event, true)
+      // What the earlier steps changed (the run, its actors so far) is read again.
+      input = await this.readStep(eventId)
+      if (!input || input.event.status !== 'pending') return 'noop'
+    }
+    // The attempts its event records count: a step first tried in another step's job (continueWith) goes on in its
+    // own job, whose counter starts again.
+    if (input.event.attempts >= ctx.attempt) ctx = { ...ctx, attempt: input.event.attempts + 1 }
+    const name = input.event.name as Step
+    switch (name) {
       case 'request':
-        return this.request(event, readSnapshot(runSnapshot), ctx)
+        return this.request(input, ctx)
       case 'approve':
       case 'deny':
-        return this.decision(event, event.name as 'approve' | 'deny', readSnapshot(runSnapshot), ctx)
+        return this.decision(input, name, ctx)
       case 'escalate':
-        return this.escalate(event, ctx)
+        return this.escalate(input, ctx)
       case 'deescalate':
-        return this.deescalate(event, ctx)
+        return this.deescalate(input, ctx)
       default:
-        throw new Error(`event ${event.id} has step "${event.name}", which no job processes`)
+        throw new Error(`event ${eventId} has step "${name}", which no job processes`)
+    }
+  }
+
+  /**
+   * What a step reads first, in one round trip: the event, how many earlier events of its run are still pending, the
+   * run with its requester's names and lease, the actor's kind and role (who may decide), and what the event's audit
+   * entry is made of.
+   */
+  private async readStep(eventId: string): Promise<StepInput | undefined> {
+    const [row] = await this.db.sql.query<Record<string, unknown> & EntryInputRow & { earlier: number; actorType: 'normal' | 'bot' | null; actorRole: 'admin' | 'member' | 'guest' | null }>(sql`
+      SELECT ${runEventColumns('e')}, ${runColumnsPrefixed('r', 'run_')}, ${Prisma.raw(ENTRY_INPUT_EXTRA_COLUMNS)},
+             (SELECT count(*)::int FROM "RunEvent" p WHERE p."runId" = e."runId" AND p."seq" < e."seq" AND p."status" = 'pending') AS "earlier",
+             ru."email" AS "requesterEmail", ru."username" AS "requesterUsername", l."id" AS "leaseId", l."grantId" AS "leaseGrantId",
+             a."type"::text AS "actorType", a."role"::text AS "actorRole"
+      FROM "RunEvent" e ${Prisma.raw(ENTRY_INPUT_JOINS)} JOIN "User" ru ON ru."id" = r."requesterId" LEFT JOIN "GrantLease" l ON l."runId" = r."id"
+      WHERE e."id" = ${eventId}::uuid`)
+    if (!row) return undefined
+    const run: RunToChange = {
+      ...prefixedRun(row, 'run_'),
+      requesterEmail: row.requesterEmail as string | null,
+      requesterUsername: row.requesterUsername as string,
+      leaseId: row.leaseId as string | null,
+      leaseGrantId: row.leaseGrantId as string | null,
+    }
+    return {
+      event: eventOf(row),
+      run,
+      snapshot: readSnapshot(run.snapshot),
+      entry: entryInputOf(row),
+      actor: row.actorType && row.actorRole ? { type: row.actorType, role: row.actorRole } : null,
+      earlier: row.earlier,
+    }
+  }
+
+  /**
+   * Runs a step's one-statement completion against the run as read: when the run changed meanwhile (its version) or
+   * another event of it was appended (the seq the statement counted was taken), reads the run again and redoes it.
+   */
+  private async completeOnRun<T>(input: StepInput, write: (run: RunCas) => Promise<T>): Promise<T> {
+    let run = casOf(input.run)
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await write(run)
+      } catch (e) {
+        if (attempt >= COMPLETE_ATTEMPTS || !(e instanceof RunChangedError || isUniqueViolation(e, 'RunEvent_runId_seq_key'))) throw e
+        const [fresh] = await this.db.sql.query<RunCas>(sql`SELECT "id", "version", "status"::text AS "status" FROM "Run" WHERE "id" = ${run.id}::uuid`)
+        if (!fresh) throw e
+        run = fresh
+      }
+    }
+  }
+
+  /**
+   * Processes the event a step just appended (escalate after an approval, a hook's decision) in this job rather than
+   * a job of its own: one job less per run. If it fails, its own queue's job takes over, with its retries.
+   */
+  private async continueWith(next: { readonly step: EventStep; readonly id: string }, ctx: StepContext): Promise<void> {
+    try {
+      await this.inline(next.step, () => this.processEvent(next.id, { attempt: 1, maxAttempts: ctx.maxAttempts }))
+    } catch (e) {
+      this.logger.debug({ err: e, eventId: next.id }, `${next.step} goes to its queue`)
+      await this.bestEffort(`queue the ${next.step}`, () => this.queues.enqueueEvent(next.step, next.id, e instanceof NotYet ? e.delayMs : this.queues.firstRetryMs))
     }
   }
 
@@ -273,8 +374,10 @@ export class StepRunner {
     if (!found.row) throw new NotYet(found.due)
     const { earlier, ...event } = found.row
     if (earlier > 0) await this.waitForEarlier(event, true)
+    const input = await this.readStep(event.id)
+    if (!input || input.event.status !== 'pending') return 'noop'
     // This job is the scheduled de-escalation: there is no other one to cancel afterwards.
-    return this.deescalate(event, ctx, { scheduled: true })
+    return this.deescalate(input, ctx, { scheduled: true })
   }
 
   /** The request has waited its time for a decision: it expires. */
@@ -304,7 +407,8 @@ export class StepRunner {
    * stored on the run) and where it goes (`getRequestNotifications`, stored as the run's chain, whose first link is
    * posted next). A hook's approve or deny replaces the routing: the request is done and the decision follows.
    */
-  private async request(event: RunEvent, snapshot: RunSnapshot, ctx: StepContext): Promise<StepResult> {
+  private async request(input: StepInput, ctx: StepContext): Promise<StepResult> {
+    const { event, snapshot } = input
     const call = await this.eventCall(event, 'request', snapshot)
     const decided = await this.onHook(call, 'request', event)
     if (decided.kind === 'failed') return this.hookFailed(event, 'request', decided.message, ctx, call)
@@ -314,44 +418,54 @@ export class StepRunner {
     const routing = routed.routing ?? defaultRouting(snapshot)
     const warning = call?.warning
     if (warning) this.logger.warn({ runId: event.runId, flow: call.snapshot.flow.slug }, warning)
+    const links = routing.notifications
+    // The chain's last link with a timeout decides the request's expiry (set when that link is posted).
+    const expiresByChain = chainExpires(links.map((l) => l.timeout))
 
-    const outcome = await this.db.sql.transaction(async (tx) => {
-      const run = await lockRun(tx, event.runId)
+    // One statement (see completeEvent), with the permission stored on the run (nothing is written if the event is
+    // no longer pending).
+    const outcome = await this.completeOnRun(input, async (run) => {
       const now = this.clock()
-      // The permission is stored with the event's completion (nothing is written if the event is no longer pending).
-      const also = { run: { ...casOf(run), permission: routing.permission } }
+      const also = { run: { ...run, permission: routing.permission } }
       if (decided.kind === 'replace') {
         // Auto-approved or -denied: nobody needs to be asked.
-        const done = await this.complete(tx, event.id, { status: 'success', completedAt: now, attempts: ctx.attempt, warning: warning ?? null }, {
+        const done = await this.complete(this.db.sql, event.id, { status: 'success', completedAt: now, attempts: ctx.attempt, warning: warning ?? null }, {
           ...also,
-          next: { run, name: decided.step, actorId: event.actorId, channel: 'sdk', fields: decided.fields },
-        })
-        return done && { next: { step: decided.step as EventStep, id: done.nextEventId! }, chainExpires: false }
+          next: { run: input.run, name: decided.step, actorId: event.actorId, channel: 'sdk', fields: decided.fields },
+        }, input.entry)
+        return done && { next: { step: decided.step as EventStep, id: done.nextEventId! }, firstPosted: undefined }
       }
-      // The chain is stored with it too; when its last link has a timeout, that decides the request's expiry.
-      const links = routing.notifications
-      const expiresByChain = chainExpires(links.map((l) => l.timeout))
-      const done = await this.complete(tx, event.id, { status: 'success', completedAt: now, attempts: ctx.attempt, warning: warning ?? null, addFields: decided.fields }, {
-        run: { ...also.run, clearRequestExpiry: expiresByChain },
-        chain: { orgId: run.orgId, runId: run.id, links },
-      })
-      return done && { next: undefined, chainExpires: expiresByChain }
-    }, this.txOptions)
+      // Nobody to post link 0 to: it is posted by this statement.
+      const firstPosted = !this.notifiesRequests && links[0] ? { at: now, dueAt: linkDueAt(now, links[0].timeout) } : undefined
+      const requestExpiresAt = expiresByChain ? (firstPosted && links.length === 1 ? firstPosted.dueAt : null) : undefined
+      const done = await this.complete(this.db.sql, event.id, { status: 'success', completedAt: now, attempts: ctx.attempt, warning: warning ?? null, addFields: decided.fields }, {
+        run: { ...also.run, requestExpiresAt },
+        chain: { orgId: input.run.orgId, runId: input.run.id, links, firstPosted },
+      }, input.entry)
+      return done && { next: undefined, firstPosted }
+    })
     if (!outcome) return 'noop'
     this.logger.debug({ runId: event.runId, routing: routing.source }, 'request routed')
+    const { next, firstPosted } = outcome
+    // Link 0 posted here with a timeout: when it is the last, that is the request's expiry (the default one is
+    // replaced); else the chain moves on at its timeout. Redis only schedules: the reconciler re-adds what fails.
+    const dueAt = firstPosted?.dueAt
+    const expiryReplaced = dueAt !== undefined && dueAt !== null && links.length === 1
     await Promise.all([
       this.announce(event.id),
-      outcome.next ? this.queues.enqueueEvent(outcome.next.step, outcome.next.id) : this.bestEffort('post the request', () => this.queues.enqueueNotifyRequest(event.runId, 0)),
-      outcome.chainExpires ? this.bestEffort('cancel the default expiry', () => this.queues.cancelExpiry(event.runId)) : undefined,
+      next || !this.notifiesRequests ? undefined : this.bestEffort('post the request', () => this.queues.enqueueNotifyRequest(event.runId, 0)),
+      dueAt ? this.bestEffort('schedule the request\'s timeout', () => (expiryReplaced ? this.queues.rescheduleExpiry(event.runId, dueAt) : this.queues.scheduleNotifyTimeout(event.runId, 0, dueAt))) : undefined,
+      !next && expiresByChain && !expiryReplaced ? this.bestEffort('cancel the default expiry', () => this.queues.cancelExpiry(event.runId)) : undefined,
     ])
-    await this.afterHook(call, 'request', event)
+    await Promise.all([next ? this.continueWith(next, ctx) : undefined, this.afterHook(call, 'request', event)])
     return 'done'
   }
 
-  private async decision(event: RunEvent, step: 'approve' | 'deny', snapshot: RunSnapshot, ctx: StepContext): Promise<StepResult> {
+  private async decision(input: StepInput, step: 'approve' | 'deny', ctx: StepContext): Promise<StepResult> {
+    const { event, snapshot } = input
     // The worker is the authority on who may decide: the API checked before the request was routed, maybe.
     if (event.channel !== 'sdk') {
-      const refusal = await this.decisionRefusal(event)
+      const refusal = this.decisionRefusal(input)
       if (refusal) return this.refuse(event, refusal, ctx)
     }
     const call = await this.eventCall(event, step, snapshot)
@@ -359,46 +473,41 @@ export class StepRunner {
     if (decided.kind === 'failed') return this.hookFailed(event, step, decided.message, ctx, call)
     if (decided.kind === 'ignore') return this.ignored(event, step, decided.message, ctx)
     if (decided.kind === 'replace') return this.replaced(event, step, decided, ctx)
-    const outcome = await this.db.sql.transaction(async (tx) => {
-      const run = await lockRun(tx, event.runId)
+    const hasStrategy = snapshot.strategy !== null
+    // One statement (see completeEvent).
+    const outcome = await this.completeOnRun(input, async (run) => {
       const now = this.clock()
       const allowed = transition(run.status, step)
       if (!allowed.ok) {
-        const done = await this.complete(tx, event.id, { status: 'error', error: allowed.reason, completedAt: now, attempts: ctx.attempt })
+        // Runs only move forward: a decision refused now stays refused, whatever the run does meanwhile.
+        const done = await this.complete(this.db.sql, event.id, { status: 'error', error: allowed.reason, completedAt: now, attempts: ctx.attempt }, {}, input.entry)
         return { result: done ? ('refused' as const) : ('noop' as const) }
       }
-      const hasStrategy = readSnapshot(run.snapshot).strategy !== null
       const next = nextStep(step, hasStrategy)
-      const done = await this.complete(tx, event.id, { status: 'success', completedAt: now, attempts: ctx.attempt, addFields: decided.fields }, {
-        run: { ...casOf(run), to: allowed.to, data: { decidedAt: now, ...(isFinished(allowed.to, hasStrategy) ? { endedAt: now } : {}) } },
+      const done = await this.complete(this.db.sql, event.id, { status: 'success', completedAt: now, attempts: ctx.attempt, addFields: decided.fields }, {
+        run: { ...run, to: allowed.to, data: { decidedAt: now, ...(isFinished(allowed.to, hasStrategy) ? { endedAt: now } : {}) } },
         // Escalate is the approver's too (Sym: its actor is the approve actor).
-        ...(next ? { next: { run, name: next, actorId: event.actorId, channel: event.channel } } : {}),
-      })
+        ...(next ? { next: { run: input.run, name: next, actorId: event.actorId, channel: event.channel } } : {}),
+      }, input.entry)
       if (!done) return { result: 'noop' as const }
       return { result: 'done' as const, next: next && done.nextEventId ? { step: next as EventStep, id: done.nextEventId } : undefined }
-    }, this.txOptions)
+    })
     if (outcome.result !== 'noop') await this.announce(event.id)
     if (outcome.result === 'done') {
-      const next = outcome.next
-      await Promise.all([
-        this.bestEffort('cancel the request expiry', () => this.queues.cancelExpiry(event.runId)),
-        next ? this.queues.enqueueEvent(next.step, next.id) : undefined,
-      ])
-      await this.afterHook(call, step, event)
+      await this.bestEffort('cancel the request expiry', () => this.queues.cancelExpiry(event.runId))
+      // The escalation follows in this job, while the decision's after-hook runs.
+      await Promise.all([outcome.next ? this.continueWith(outcome.next, ctx) : undefined, this.afterHook(call, step, event)])
     }
     return outcome.result
   }
 
   /** Why the event's actor may not make this decision, as the run's stored permission says (domain rules). */
-  private async decisionRefusal(event: RunEvent): Promise<string | undefined> {
-    const [row] = await this.db.sql.query<{ requesterId: string; permission: unknown; snapshot: unknown; userId: string | null; userType: 'normal' | 'bot' | null; role: 'admin' | 'member' | 'guest' | null }>(sql`
-      SELECT r."requesterId", r."permission", r."snapshot", u."id" AS "userId", u."type"::text AS "userType", u."role"::text AS "role"
-      FROM "Run" r LEFT JOIN "User" u ON u."id" = ${event.actorId}::uuid WHERE r."id" = ${event.runId}::uuid`)
-    if (!row) return undefined
-    if (!row.userId || !row.userType || !row.role) return 'The user who made this decision no longer exists.'
-    const params = flowParams(readSnapshot(row.snapshot).flow.params)
-    const permission = parseRequestPermission(row.permission) ?? DEFAULT_REQUEST_PERMISSION
-    return decisionRefusal({ userId: row.userId, userType: row.userType, role: row.role }, row.requesterId, permission, { allowGuestInteraction: params.allow_guest_interaction })
+  private decisionRefusal(input: StepInput): string | undefined {
+    const { event, run, actor } = input
+    if (!event.actorId || !actor) return 'The user who made this decision no longer exists.'
+    const params = flowParams(input.snapshot.flow.params)
+    const permission = parseRequestPermission(run.permission) ?? DEFAULT_REQUEST_PERMISSION
+    return decisionRefusal({ userId: event.actorId, userType: actor.type, role: actor.role }, run.requesterId, permission, { allowGuestInteraction: params.allow_guest_interaction })
   }
 
   // -------------------------------------------------------------------------------------------------------------
@@ -513,9 +622,8 @@ export class StepRunner {
     }
   }
 
-  private async escalate(event: RunEvent, ctx: StepContext): Promise<StepResult> {
-    const run = await this.readRun(event.runId)
-    const snapshot = readSnapshot(run.snapshot)
+  private async escalate(input: StepInput, ctx: StepContext): Promise<StepResult> {
+    const { event, run, snapshot } = input
     const allowed = transition(run.status, 'escalate')
     if (!allowed.ok) return this.refuse(event, allowed.reason, ctx)
     // onEscalate runs before anything is granted (on every attempt of the step: it may be a policy check).
@@ -549,12 +657,13 @@ export class StepRunner {
         let output: StrategyOutput
         let verified: boolean | null = null
         let applied: { id: string; applied: boolean; at: Date } | undefined
+        let pending: LoadedEntryInput | undefined
         if (!grant.applied) {
           // First lease: grant the access, then read it back where the target can tell. The payload's read says,
           // under the run's lock, whether the event is still pending: nothing is called for an event done already.
-          const input = await loadEntryInput(tx, event.id)
-          if (input.event.status !== 'pending') return undefined
-          const payload = buildLogEntry(input) as unknown as Record<string, unknown>
+          pending = await loadEntryInput(tx, event.id)
+          if (pending.event.status !== 'pending') return undefined
+          const payload = buildLogEntry(pending) as unknown as Record<string, unknown>
           output = await this.callStrategy('escalate', async (signal) => {
             const call: StrategyCall = { ...base, identity, payload, secrets: this.secrets(run.orgId, tx), signal }
             const out = await strategy.escalate(call)
@@ -571,13 +680,13 @@ export class StepRunner {
         }
         const now = this.clock()
         const expiresAt = accessExpiresAt(now, locked.durationSeconds, scheduleDeescalation)
-        // The grant's state, the run's lease, the run's move and the event, in one statement (nothing if the event
-        // is no longer pending), then its audit entry.
+        // The grant's state, the run's lease, the run's move, the event and its audit entry, in one statement when
+        // the entry input was read above (nothing if the event is no longer pending).
         const completed = await this.complete(tx, event.id, { status: 'success', output, verified, completedAt: now, attempts: ctx.attempt, addFields: decided.fields }, {
           run: { ...casOf(locked), to: again.to, data: { escalatedAt: now, expiresAt } },
           ...(applied ? { grant: applied } : {}),
           lease: { grantId: grant.id, runId: run.id, startedAt: now, expiresAt },
-        })
+        }, pending)
         // After a strategy call the event was pending under this same lock: it still is (never record a call as undone).
         if (!completed && applied) throw new RunChangedError(`event ${event.id} is no longer pending`)
         return completed && { expiresAt }
@@ -595,9 +704,8 @@ export class StepRunner {
     }
   }
 
-  private async deescalate(event: RunEvent, ctx: StepContext, opts: { scheduled?: boolean } = {}): Promise<StepResult> {
-    const run = await this.readRun(event.runId)
-    const snapshot = readSnapshot(run.snapshot)
+  private async deescalate(input: StepInput, ctx: StepContext, opts: { scheduled?: boolean } = {}): Promise<StepResult> {
+    const { event, run, snapshot } = input
     const allowed = transition(run.status, 'deescalate')
     if (!allowed.ok) return this.refuse(event, allowed.reason, ctx)
     // onDeescalate may block a person's de-escalation (ignore), never a scheduled one (access ends on time) nor one
@@ -659,7 +767,7 @@ export class StepRunner {
         const completed = await this.complete(tx, event.id, { status: 'success', output, verified, completedAt: now, attempts: ctx.attempt, addFields, ...(warning ? { warning } : {}) }, {
           run: { ...casOf(locked), to: again.to, data: { deescalatedAt: now, endedAt: now } },
           ...(removed ? { grant: removed } : {}),
-        })
+        }, state.input)
         // The event was pending when the lease ended, under the same lock: it still is.
         if (!completed) throw new RunChangedError(`event ${event.id} is no longer pending`)
         return true
@@ -805,16 +913,6 @@ export class StepRunner {
   private async noteRetry(eventId: string, e: unknown, ctx: StepContext): Promise<void> {
     const why = `attempt ${ctx.attempt} of ${ctx.maxAttempts} failed, retrying: ${message(e)}`
     await this.bestEffort('note the retry on its event', () => this.db.sql.execute(sql`UPDATE "RunEvent" SET "error" = ${why}, "attempts" = ${ctx.attempt} WHERE "id" = ${eventId}::uuid AND "status" = 'pending'`))
-  }
-
-  /** The run with its requester's names and its lease (one round trip), for escalate and de-escalate. */
-  private async readRun(runId: string): Promise<RunToChange> {
-    const [run] = await this.db.sql.query<RunToChange>(sql`
-      SELECT ${runColumns('r')}, u."email" AS "requesterEmail", u."username" AS "requesterUsername", l."id" AS "leaseId", l."grantId" AS "leaseGrantId"
-      FROM "Run" r JOIN "User" u ON u."id" = r."requesterId" LEFT JOIN "GrantLease" l ON l."runId" = r."id"
-      WHERE r."id" = ${runId}::uuid`)
-    if (!run) throw new Error(`run ${runId} not found`)
-    return run
   }
 
   /**

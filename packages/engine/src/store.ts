@@ -5,7 +5,7 @@
 import { createHash, randomUUID } from 'node:crypto'
 import { Prisma, type RunEvent, type Run, type Sql } from '@opensym/db'
 import type { EventChannel, RunStatus, Step } from '@opensym/domain'
-import { appendAudit, ENTRY_INPUT_COLUMNS, ENTRY_INPUT_JOINS, entryInputOf, type EntryInputRow } from './audit.js'
+import { appendAudit, buildLogEntry, completedEntryInput, ENTRY_INPUT_COLUMNS, ENTRY_INPUT_JOINS, entryInputOf, stageAuditSql, type EntryInputRow, type LoadedEntryInput } from './audit.js'
 
 const { join, raw, sql } = Prisma
 
@@ -17,6 +17,20 @@ const { join, raw, sql } = Prisma
 const columnList = (fields: Record<string, string>) => (alias?: string) => raw(Object.values(fields).map((c) => `${alias ? `${alias}.` : ''}"${c}"`).join(', '))
 export const runColumns = columnList(Prisma.RunScalarFieldEnum)
 export const runEventColumns = columnList(Prisma.RunEventScalarFieldEnum)
+
+/** Every column of the run as `<prefix><column>` (`r."id" AS "run_id", …`), for a read that selects another model's too. */
+export const runColumnsPrefixed = (alias: string, prefix: string) =>
+  raw(Object.values(Prisma.RunScalarFieldEnum).map((c) => `${alias}."${c}" AS "${prefix}${c}"`).join(', '))
+
+/** The run of a row read with {@link runColumnsPrefixed}. */
+export function prefixedRun(row: Readonly<Record<string, unknown>>, prefix: string): Run {
+  return Object.fromEntries(Object.values(Prisma.RunScalarFieldEnum).map((c) => [c, row[`${prefix}${c}`]])) as unknown as Run
+}
+
+/** The event of a row that selected {@link runEventColumns} among others. */
+export function eventOf(row: Readonly<Record<string, unknown>>): RunEvent {
+  return Object.fromEntries(Object.values(Prisma.RunEventScalarFieldEnum).map((c) => [c, row[c]])) as unknown as RunEvent
+}
 
 /**
  * The id of a run's scheduled de-escalate event, the `n`-th de-escalate event of the run (0 for the first): derived,
@@ -102,11 +116,20 @@ export interface CompleteAlso {
     readonly to?: RunStatus
     readonly data?: RunTimestamps
     readonly permission?: unknown
-    /** Clears `requestExpiresAt`: the request's notification chain decides its expiry (set when its last link is posted). */
-    readonly clearRequestExpiry?: boolean
+    /**
+     * Sets `requestExpiresAt`: null when the request's notification chain decides its expiry (set when its last link
+     * is posted), that link's due time when it is posted with this statement.
+     */
+    readonly requestExpiresAt?: Date | null
   }
   /** The request's notification chain (`RunNotification`, one row per link; links stored already are kept). */
-  readonly chain?: { readonly orgId: string; readonly runId: string; readonly links: ReadonlyArray<{ readonly destinations: unknown; readonly timeout: number | null }> }
+  readonly chain?: {
+    readonly orgId: string
+    readonly runId: string
+    readonly links: ReadonlyArray<{ readonly destinations: unknown; readonly timeout: number | null }>
+    /** Link 0 is posted now (nobody to post it to: no RunNotifier), due at `dueAt` (its timeout). */
+    readonly firstPosted?: { readonly at: Date; readonly dueAt: Date | null }
+  }
   /** The grant's state after the strategy call: applied (escalate) or removed (de-escalate). */
   readonly grant?: { readonly id: string; readonly applied: boolean; readonly at: Date }
   /** The run's lease on its grant (escalate). */
@@ -122,12 +145,19 @@ export interface Completed {
 
 /**
  * Completes a pending event exactly once, with what the step changes on its run and its grant ({@link CompleteAlso}),
- * then writes its audit entry (last: it takes the org's chain lock). Returns undefined, having written nothing, when
- * the event is no longer pending (a duplicate job processed it): the run is locked by the caller, so this is what a
- * check right after the lock would have said. Two round trips: the update (which returns what the entry is made of),
- * then the append to the chain (with the next event, if any).
+ * stages its audit entry and appends the next event, if any. Returns undefined, having written nothing, when the
+ * event is no longer pending (a duplicate job processed it).
+ *
+ * With `pending` — the event's entry input read while it was pending — it is one statement, whose entry is made
+ * beforehand ({@link completedEntryInput}); it needs no transaction: it locks the run and the event itself and
+ * writes only if the event is still pending and the run is still at `also.run`'s version and status, else throws
+ * {@link RunChangedError}. Appending the next event in it may meet a `RunEvent_runId_seq_key` violation when another
+ * event of the run was appended meanwhile (its seq was counted before the lock): it wrote nothing, and may be redone.
+ *
+ * Without, the caller's transaction has locked the run: two statements, the update (which returns what the entry is
+ * made of), then the staging of the entry (with the next event, if any).
  */
-export async function completeEvent(tx: Sql, eventId: string, outcome: EventOutcome, also: CompleteAlso = {}): Promise<Completed | undefined> {
+export async function completeEvent(tx: Sql, eventId: string, outcome: EventOutcome, also: CompleteAlso = {}, pending?: LoadedEntryInput): Promise<Completed | undefined> {
   const sets = [
     sql`"status" = ${outcome.status}::"EventStatus"`,
     sql`"error" = ${outcome.error ?? null}`,
@@ -140,10 +170,17 @@ export async function completeEvent(tx: Sql, eventId: string, outcome: EventOutc
     ...(outcome.notifiedAt !== undefined ? [sql`"notifiedAt" = ${outcome.notifiedAt}::timestamptz`] : []),
     sql`"completedAt" = ${outcome.completedAt}::timestamptz`,
   ]
+  const run = also.run
+  const ctes: Prisma.Sql[] = []
+  if (pending) {
+    // The run first, then the event: the order every step locks them in.
+    ctes.push(sql`ok AS (
+      SELECT 1 FROM ${run ? sql`"Run" r JOIN "RunEvent" ev ON ev."runId" = r."id" AND r."version" = ${run.version} AND r."status" = ${run.status}::"RunStatus"` : sql`"RunEvent" ev`}
+      WHERE ev."id" = ${eventId}::uuid AND ev."status" = 'pending' FOR UPDATE)`)
+  }
   // Every other write is guarded by the event's update (`EXISTS (SELECT 1 FROM e)`): nothing happens for an event
   // that is no longer pending.
-  const ctes: Prisma.Sql[] = [sql`e AS (UPDATE "RunEvent" SET ${join(sets, ', ')} WHERE "id" = ${eventId}::uuid AND "status" = 'pending' RETURNING *)`]
-  const run = also.run
+  ctes.push(sql`e AS (UPDATE "RunEvent" SET ${join(sets, ', ')} WHERE "id" = ${eventId}::uuid AND "status" = 'pending'${pending ? sql` AND EXISTS (SELECT 1 FROM ok)` : Prisma.empty} RETURNING *)`)
   if (run) {
     const runSets = [
       ...(run.to !== undefined
@@ -154,7 +191,7 @@ export async function completeEvent(tx: Sql, eventId: string, outcome: EventOutc
           ]
         : []),
       ...(run.permission !== undefined ? [sql`"permission" = ${JSON.stringify(run.permission)}::jsonb`] : []),
-      ...(run.clearRequestExpiry ? [sql`"requestExpiresAt" = NULL`] : []),
+      ...(run.requestExpiresAt !== undefined ? [sql`"requestExpiresAt" = ${run.requestExpiresAt}::timestamptz`] : []),
       sql`"updatedAt" = ${new Date()}::timestamptz`,
     ]
     ctes.push(sql`m AS (
@@ -165,9 +202,11 @@ export async function completeEvent(tx: Sql, eventId: string, outcome: EventOutc
   const { grant, lease, chain } = also
   if (chain?.links.length) {
     const links = JSON.stringify(chain.links.map((l) => ({ destinations: l.destinations, timeout: l.timeout })))
+    const posted = chain.firstPosted
     ctes.push(sql`n AS (
-      INSERT INTO "RunNotification" ("id", "orgId", "runId", "index", "destinations", "timeoutSeconds", "createdAt")
-      SELECT gen_random_uuid(), ${chain.orgId}::uuid, ${chain.runId}::uuid, (x."ord" - 1)::int, x."link"->'destinations', (x."link"->>'timeout')::int, ${new Date()}::timestamptz
+      INSERT INTO "RunNotification" ("id", "orgId", "runId", "index", "destinations", "timeoutSeconds", "createdAt", "postedAt", "dueAt")
+      SELECT gen_random_uuid(), ${chain.orgId}::uuid, ${chain.runId}::uuid, (x."ord" - 1)::int, x."link"->'destinations', (x."link"->>'timeout')::int, ${new Date()}::timestamptz,
+             CASE WHEN x."ord" = 1 THEN ${posted?.at ?? null}::timestamptz END, CASE WHEN x."ord" = 1 THEN ${posted?.dueAt ?? null}::timestamptz END
       FROM jsonb_array_elements(${links}::jsonb) WITH ORDINALITY AS x("link", "ord")
       WHERE EXISTS (SELECT 1 FROM e)
       ON CONFLICT ("runId", "index") DO NOTHING
@@ -186,20 +225,39 @@ export async function completeEvent(tx: Sql, eventId: string, outcome: EventOutc
       WHERE EXISTS (SELECT 1 FROM e)
       RETURNING 1)`)
   }
-  const [row] = await tx.query<EntryInputRow & { moved: number | null }>(sql`
-    WITH ${join(ctes, ', ')}
-    SELECT ${raw(ENTRY_INPUT_COLUMNS)}, ${run ? sql`(SELECT count(*)::int FROM m)` : sql`NULL::int`} AS "moved" FROM e ${raw(ENTRY_INPUT_JOINS)}`)
-  if (!row) return undefined
-  if (run && row.moved !== 1) throw new RunChangedError(`run ${run.id} changed while ${run.to ? `moving it from ${run.status} to ${run.to}` : 'completing its event'}`)
   const next = also.next
   const nextEventId = next ? randomUUID() : undefined
-  await appendAudit(tx, entryInputOf(row), next && nextEventId ? insertEvent(nextEventId, next.run, next, new Date()) : undefined)
+  const nextInsert = next && nextEventId ? insertEvent(nextEventId, next.run, next, new Date(), pending ? sql`WHERE EXISTS (SELECT 1 FROM e)` : undefined) : undefined
+  const moved = run ? sql`(SELECT count(*)::int FROM m)` : sql`NULL::int`
+
+  if (pending) {
+    const completed = completedEntryInput(pending, outcome)
+    ctes.push(sql`staged AS (${stageAuditSql(completed, buildLogEntry(completed), sql`AND EXISTS (SELECT 1 FROM e)`)})`)
+    if (nextInsert) ctes.push(sql`nx AS (${nextInsert})`)
+    const [row] = await tx.query<{ done: number; moved: number | null }>(sql`WITH ${join(ctes, ', ')} SELECT (SELECT count(*)::int FROM e) AS "done", ${moved} AS "moved"`)
+    if (row?.done === 1) {
+      if (run && row.moved !== 1) throw new Error(`run ${run.id} was locked at version ${run.version} yet not updated`)
+      return { nextEventId }
+    }
+    // Nothing written: the event is done, or the run moved on (a fresh read says which).
+    const [now] = await tx.query<{ status: string; version: number; runStatus: string }>(sql`
+      SELECT e."status"::text AS "status", r."version", r."status"::text AS "runStatus" FROM "RunEvent" e JOIN "Run" r ON r."id" = e."runId" WHERE e."id" = ${eventId}::uuid`)
+    if (!now || now.status !== 'pending') return undefined
+    throw new RunChangedError(`run ${run?.id ?? '?'} changed (now ${now.runStatus}, version ${now.version}) before its event ${eventId} completed`)
+  }
+
+  const [row] = await tx.query<EntryInputRow & { moved: number | null }>(sql`
+    WITH ${join(ctes, ', ')}
+    SELECT ${raw(ENTRY_INPUT_COLUMNS)}, ${moved} AS "moved" FROM e ${raw(ENTRY_INPUT_JOINS)}`)
+  if (!row) return undefined
+  if (run && row.moved !== 1) throw new RunChangedError(`run ${run.id} changed while ${run.to ? `moving it from ${run.status} to ${run.to}` : 'completing its event'}`)
+  await appendAudit(tx, entryInputOf(row), nextInsert)
   return { nextEventId }
 }
 
-/** The INSERT of a new pending event of a run (the run's next `seq`), returning the row. */
-function insertEvent(id: string, run: Pick<Run, 'id' | 'orgId'>, event: NewEvent, createdAt: Date): Prisma.Sql {
-  return insertEventFrom(id, { id: sql`${run.id}::uuid`, orgId: sql`${run.orgId}::uuid` }, event, createdAt, { returning: runEventColumns() })
+/** The INSERT of a new pending event of a run (the run's next `seq`), returning the row; `from` may filter it. */
+function insertEvent(id: string, run: Pick<Run, 'id' | 'orgId'>, event: NewEvent, createdAt: Date, from?: Prisma.Sql): Prisma.Sql {
+  return insertEventFrom(id, { id: sql`${run.id}::uuid`, orgId: sql`${run.orgId}::uuid` }, event, createdAt, { returning: runEventColumns(), from })
 }
 
 /**

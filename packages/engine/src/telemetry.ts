@@ -186,6 +186,31 @@ export function instrumentProcessor<R>(queue: string, processor: (job: Job, toke
   }
 }
 
+/**
+ * A step processed in the job of the step before it (no job of its own: steps.ts `continueWith`), as its own queue's
+ * processor would be: a `process <queue>` span, child of the current one, timed into `opensym_step_duration_seconds`.
+ * A throw is a failed attempt that its queue's job retries (never a final failure).
+ */
+export function instrumentInline<R extends string>(queue: string, step: () => Promise<R>): Promise<R> {
+  const attributes = { ...MESSAGING, 'messaging.operation.type': 'process', 'messaging.destination.name': queue, 'opensym.job.attempt': 1, 'opensym.step.inline': true }
+  return tracer().startActiveSpan(`process ${queue}`, { kind: SpanKind.INTERNAL, attributes }, async (span) => {
+    const started = performance.now()
+    try {
+      const result = await step()
+      observeStep(queue, result, (performance.now() - started) / 1000)
+      span.setAttribute('opensym.step.result', result)
+      return result
+    } catch (e) {
+      observeStep(queue, 'error', (performance.now() - started) / 1000)
+      recordJobFailure(queue, false)
+      recordError(span, e)
+      throw e
+    } finally {
+      span.end()
+    }
+  })
+}
+
 type Operation = 'identity' | 'escalate' | 'deescalate' | 'is_granted'
 
 /** Strategies whose calls are spans (`strategy <type> <operation>`) and timed into `opensym_strategy_call_duration_seconds`. */

@@ -10,7 +10,7 @@ import type { Redis } from 'ioredis'
 import type { IdentityReducer } from './identities.js'
 import { EngineQueues, engineBackoff, parseJobData, QUEUE_KINDS, QUEUE_NAMES, type QueueKind } from './queues.js'
 import { Reconciler } from './reconciler.js'
-import { instrumentProcessor, instrumentStrategies, RunTraces } from './telemetry.js'
+import { instrumentInline, instrumentProcessor, instrumentStrategies, RunTraces } from './telemetry.js'
 import { NotificationRunner } from './notifications.js'
 import type { FlowRuntime } from './runtime.js'
 import { silentLogger, silentNotifier, type Clock, type EngineLogger, type ErrorReporter, type RunNotifier } from './seams.js'
@@ -95,8 +95,11 @@ export async function startEngineWorker(o: EngineWorkerOptions): Promise<EngineW
     logger,
     clock: o.clock,
     strategyTimeoutMs: o.strategyTimeoutMs,
-    // Nobody listens for event notices without a notifier: no notify-event job per event (steps.ts).
+    // Nobody listens for event notices without a notifier: no notify-event job per event, and a request's first
+    // notification is recorded as posted by the request's own statement (steps.ts).
     announceEvents: o.notifier !== undefined,
+    notifiesRequests: o.notifier !== undefined,
+    inline: (kind, process) => instrumentInline(QUEUE_NAMES[kind], process),
   })
   const traces = new RunTraces({ db: o.db, connection: o.connection, prefix: o.prefix })
   const audit = new AuditChainer(o.db.sql, { onError: (err) => logger.warn({ err }, 'chaining audit entries failed; the next pass retries') })
