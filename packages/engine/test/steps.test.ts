@@ -171,7 +171,10 @@ describe('the worker', () => {
       data: { implementation: `import { slack } from '@opensym/sdk'\nexport function getRequestNotifications() { return [{ destinations: [slack.channel('#only')], timeout: 1 }] }` },
     })
     const { run_id: one } = await service.createRequest(o.bot, { flow_srn: single.flowSlug, flow_inputs: inputs(single), user_email: 'member@example.com' })
-    const posted = await eventually(async () => (await run(one)).notifications[0]?.postedAt && run(one), 10_000, 'link 0 posted')
+    const posted = await eventually(async () => {
+      const r = await run(one)
+      return r.notifications[0]?.postedAt ? r : undefined
+    }, 10_000, 'link 0 posted')
     const link = posted.notifications[0]!
     // Posted by the request's statement: the request event's completion and the link's post are the same moment.
     expect(link.postedAt).toEqual(posted.events[0]!.completedAt)
