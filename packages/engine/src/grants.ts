@@ -3,8 +3,9 @@
  * of the runs that hold it: two runs for the same user and target share one grant, each with its own lease.
  */
 import { createHash, randomUUID } from 'node:crypto'
-import { Prisma, type Sql } from '@opensym/db'
+import { Prisma, type Run, type Sql } from '@opensym/db'
 import { canonicalJson } from './audit.js'
+import { prefixedRun, runColumnsPrefixed } from './store.js'
 import type { StrategySnapshot, TargetSnapshot } from './strategy.js'
 
 /**
@@ -29,18 +30,24 @@ export interface LockedGrant {
 }
 
 /**
- * Creates the grant row if needed and locks it until the transaction ends: calls for one grant never overlap. One
+ * Creates the grant row if needed and locks it until the transaction ends — calls for one grant never overlap — then
+ * locks the run `runId` (the order every step locks them in: grant, then run), returning both as committed now. One
  * round trip: an insert that, on conflict, "updates" the existing row to itself, which locks it like `FOR UPDATE`
- * (waiting for a holder to commit) and returns it as committed now.
+ * (waiting for a holder to commit); the run is locked above the join that needs the grant's row, so only after it.
  */
-export async function lockGrantByKey(tx: Sql, orgId: string, key: string, strategyType: string, identity: string): Promise<LockedGrant> {
-  const [grant] = await tx.query<LockedGrant>(Prisma.sql`
-    INSERT INTO "Grant" ("id", "orgId", "key", "strategyType", "identity", "updatedAt")
-    VALUES (${randomUUID()}::uuid, ${orgId}::uuid, ${key}, ${strategyType}, ${identity}, now())
-    ON CONFLICT ("orgId", "key") DO UPDATE SET "key" = EXCLUDED."key"
-    RETURNING "id", "applied", "identity"`)
-  if (!grant) throw new Error(`grant ${key} vanished while being locked`)
-  return grant
+export async function lockGrantByKey(tx: Sql, orgId: string, key: string, strategyType: string, identity: string, runId: string): Promise<{ grant: LockedGrant; run: Run }> {
+  const [row] = await tx.query<LockedGrant & Record<string, unknown>>(Prisma.sql`
+    WITH g AS (
+      INSERT INTO "Grant" ("id", "orgId", "key", "strategyType", "identity", "updatedAt")
+      VALUES (${randomUUID()}::uuid, ${orgId}::uuid, ${key}, ${strategyType}, ${identity}, now())
+      ON CONFLICT ("orgId", "key") DO UPDATE SET "key" = EXCLUDED."key"
+      RETURNING "id", "applied", "identity"
+    )
+    SELECT g."id", g."applied", g."identity", ${runColumnsPrefixed('r', 'run_')}
+    FROM g JOIN "Run" r ON r."id" = ${runId}::uuid
+    FOR UPDATE OF r`)
+  if (!row) throw new Error(`grant ${key} or run ${runId} vanished while being locked`)
+  return { grant: { id: row.id, applied: row.applied, identity: row.identity }, run: prefixedRun(row, 'run_') }
 }
 
 export async function lockGrant(tx: Sql, grantId: string): Promise<LockedGrant> {

@@ -646,8 +646,7 @@ export class StepRunner {
       const scheduleDeescalation = flowParams(snapshot.flow.params).schedule_deescalation
 
       const done = await this.db.sql.transaction(async (tx) => {
-        const grant = await lockGrantByKey(tx, run.orgId, key, config.type, identity)
-        const locked = await lockRun(tx, run.id)
+        const { grant, run: locked } = await lockGrantByKey(tx, run.orgId, key, config.type, identity, run.id)
         const now0 = this.clock()
         const again = transition(locked.status, 'escalate')
         if (!again.ok) {

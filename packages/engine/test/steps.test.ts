@@ -7,7 +7,7 @@
 import { createDb, isUniqueViolation, Prisma, type Db } from '@opensym/db'
 import { RecordingStrategy } from '@opensym/engine/testing'
 import type { Redis } from 'ioredis'
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
+import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest'
 import { buildLogEntry, loadEntryInput } from '../src/audit.js'
 import { createHostHandlers } from '../src/host.js'
 import { EngineQueues, jobIds, type EventStep } from '../src/queues.js'
@@ -77,6 +77,14 @@ async function runWithPendingApproval(fields: Record<string, unknown> = {}) {
   const approve = await db.runEvent.create({ data: { orgId: o.org.id, runId: r.id, seq: 2, name: 'approve', actorId: o.admin.userId, channel: 'api', fields: fields as Prisma.InputJsonValue, status: 'pending' } })
   return { run: r, approve }
 }
+
+/**
+ * Ends what the direct tests leave pending: other test files' reconcilers (which look at every org) must not find
+ * those events.
+ */
+afterEach(async () => {
+  await db.runEvent.updateMany({ where: { orgId: o.org.id, status: 'pending', run: { flowSlug: flow.flowSlug } }, data: { status: 'error', error: 'test over', completedAt: new Date() } })
+})
 
 const staged = async (eventId: string) => (await db.$queryRaw<Array<{ entry: unknown }>>`SELECT "entry" FROM "AuditStaged" WHERE "eventId" = ${eventId}::uuid`)[0]?.entry
 
