@@ -429,7 +429,7 @@ export class AuditChainer {
     private readonly db: SqlPool,
     options: { readonly minIntervalMs?: number; readonly onError?: (err: unknown) => void } = {},
   ) {
-    this.minIntervalMs = options.minIntervalMs ?? 20
+    this.minIntervalMs = options.minIntervalMs ?? 100
     this.onError = options.onError ?? (() => undefined)
   }
 
