@@ -138,7 +138,7 @@ it('requests and approves in a few statements, none through the Prisma client', 
   expect(approved.statements).toEqual([
     'SELECT "ApiToken"',
     'INSERT "IdempotencyKey"',
-    'SELECT "Run"', // the run, its requester and org
+    'SELECT "Run"', // what the decision checks: status, requester, snapshot, permission
     'WITH "RunEvent"', // the decision appended if the locked run's status still allows it
     'UPDATE "IdempotencyKey"',
   ])

@@ -88,6 +88,9 @@ const INVALID_RUN: Record<'approve' | 'deny' | 'deescalate', EngineErrorKind> = 
   deescalate: 'DEESCALATE_INVALID_RUN',
 }
 
+/** The columns of a run that a decision or a revoke checks. */
+type RunToDecide = Pick<Run, 'id' | 'status' | 'requesterId' | 'snapshot' | 'permission'>
+
 const actorOf = (p: Principal): Actor => ({ userId: p.userId, userType: p.userType, role: p.role })
 
 export class RunService {
@@ -171,7 +174,7 @@ export class RunService {
 
   /** Approves or denies a requested run, as the caller, from the API or Slack (`via`, the event's channel). */
   async decide(p: Principal, decision: 'approve' | 'deny', input: DecisionInput, via: RunSource = 'api'): Promise<{ run_id: string; event_id: string }> {
-    const run = await this.findRun(p, input.run_id)
+    const run = await this.findRunToDecide(p, input.run_id)
     const snapshot = readSnapshot(run.snapshot)
     const params = flowParams(snapshot.flow.params)
     const allowed = transition(run.status, decision)
@@ -190,7 +193,7 @@ export class RunService {
    * instead of starting a second one.
    */
   async revoke(p: Principal, runId: string, via: RunSource = 'api'): Promise<{ event_id: string; request_body: { run_id: string } }> {
-    const run = await this.findRun(p, runId)
+    const run = await this.findRunToDecide(p, runId)
     const snapshot = readSnapshot(run.snapshot)
     const params = flowParams(snapshot.flow.params)
     const allowed = transition(run.status, 'deescalate')
@@ -264,7 +267,21 @@ export class RunService {
     return { runs: page.map((r) => runSummaryView(r, org.slug)), next_cursor: rows.length > limit && last ? encodeCursor(last) : null }
   }
 
-  /** The run with its requester and org slug, in one statement: all a decision or a revoke checks before it locks. */
+  /**
+   * What a decision or a revoke checks before it writes, in one statement: only the columns they read, since every
+   * run's approval reads it (the run's other columns, its requester and org are {@link findRun}'s, for `getRun`).
+   */
+  private async findRunToDecide(p: Principal, runId: string): Promise<RunToDecide> {
+    const [run] = UUID.test(runId)
+      ? await this.db.sql.query<RunToDecide>(sql`
+          SELECT "id", "status", "requesterId", "snapshot", "permission" FROM "Run"
+          WHERE "id" = ${runId.toLowerCase()}::uuid AND "orgId" = ${p.orgId}::uuid`)
+      : []
+    if (!run || !this.mayRead(p, run.requesterId)) throw new EngineError('NOT_FOUND', `no run with id ${runId}`)
+    return run
+  }
+
+  /** The run with its requester and org slug, in one statement. */
   private async findRun(p: Principal, runId: string): Promise<Run & { requester: UserRow; org: { slug: string } }> {
     const [run] = UUID.test(runId)
       ? await this.db.sql.query<Run & { requester: UserRow; org: { slug: string } }>(sql`
