@@ -114,14 +114,21 @@ interface Reply {
 /**
  * POSTs `body` over node:http(s) with keep-alive agents (a third of fetch's CPU per call: expiries come in bursts of
  * thousands) and reads at most `limit` bytes of the reply; the rest is discarded. Redirects are not followed.
+ *
+ * A pooled connection the receiver had closed meanwhile (servers close idle keep-alive connections after a few
+ * seconds; a request sent at that moment meets a reset before any reply) is not a failure of the receiver: the
+ * request goes again at once on a new connection, once (the payload's Idempotency-Key covers a receiver that did
+ * get it). Otherwise the step's retry would wait its backoff for nothing.
  */
-function post(agents: { http: HttpAgent; https: HttpsAgent }, url: URL, headers: Record<string, string>, body: string, signal: AbortSignal, limit: number): Promise<Reply> {
+function post(agents: { http: HttpAgent; https: HttpsAgent }, url: URL, headers: Record<string, string>, body: string, signal: AbortSignal, limit: number, resent = false): Promise<Reply> {
   const https = url.protocol === 'https:'
   return new Promise<Reply>((resolve, reject) => {
+    let replied = false
     const req = (https ? httpsRequest : httpRequest)(
       url,
       { method: 'POST', headers: { ...headers, 'content-length': String(Buffer.byteLength(body)) }, agent: https ? agents.https : agents.http, signal },
       (res) => {
+        replied = true
         const chunks: Buffer[] = []
         let size = 0
         const done = (truncated: boolean) => resolve({ status: res.statusCode ?? 502, headers: res.headers, text: Buffer.concat(chunks).subarray(0, limit).toString('utf8'), truncated })
@@ -138,7 +145,11 @@ function post(agents: { http: HttpAgent; https: HttpsAgent }, url: URL, headers:
         res.on('error', reject)
       },
     )
-    req.on('error', reject)
+    req.on('error', (error: NodeJS.ErrnoException) => {
+      const stale = !resent && !replied && req.reusedSocket && (error.code === 'ECONNRESET' || error.code === 'EPIPE') && !signal.aborted
+      if (stale) resolve(post(agents, url, headers, body, signal, limit, true))
+      else reject(error)
+    })
     req.end(body)
   })
 }
