@@ -24,12 +24,17 @@ type Blocks = Readonly<Record<string, BlockDef>> | undefined
 
 const isObject = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v)
 
-/** The API body for a planned or configured object (create and update send the full object). */
-export function toApiBody(r: ResourceDef, tf: TfObject): Json {
-  return bodyOf(r.attributes, r.blocks, tf)
+export interface ApiBodyOptions {
+  /** Base64 attributes keep their text (for `validateEntityRules` with `base64AsText`), rather than being encoded. */
+  readonly base64AsText?: boolean
 }
 
-function bodyOf(attributes: Attributes, blocks: Blocks, tf: TfObject): Json {
+/** The API body for a planned or configured object (create and update send the full object). */
+export function toApiBody(r: ResourceDef, tf: TfObject, options: ApiBodyOptions = {}): Json {
+  return bodyOf(r.attributes, r.blocks, tf, options.base64AsText === true)
+}
+
+function bodyOf(attributes: Attributes, blocks: Blocks, tf: TfObject, base64AsText: boolean): Json {
   const body: Json = {}
   for (const [name, a] of Object.entries(attributes)) {
     if (a.mode === 'computed') continue
@@ -40,13 +45,14 @@ function bodyOf(attributes: Attributes, blocks: Blocks, tf: TfObject): Json {
       if (a.nullPlaceholder) body[key] = a.nullPlaceholder
       continue
     }
-    body[key] = a.encoding === 'base64' && typeof v === 'string' ? encodeBase64Text(v) : v
+    body[key] = a.encoding === 'base64' && typeof v === 'string' && !base64AsText ? encodeBase64Text(v) : v
   }
   for (const [name, b] of Object.entries(blocks ?? {})) {
     const items = (Array.isArray(tf[name]) ? tf[name] : []) as TfObject[]
     const key = jsonName(name, b)
     // Sym's provider sends `{}` for a single-item block that is absent.
-    body[key] = b.apiShape === 'object' ? (items[0] ? bodyOf(b.attributes, b.blocks, items[0]) : {}) : items.map((i) => bodyOf(b.attributes, b.blocks, i))
+    body[key] =
+      b.apiShape === 'object' ? (items[0] ? bodyOf(b.attributes, b.blocks, items[0], base64AsText) : {}) : items.map((i) => bodyOf(b.attributes, b.blocks, i, base64AsText))
   }
   return body
 }

@@ -105,8 +105,9 @@ export class SymResource {
       }
     })
     if (diags.some((d) => d.severity === 'error')) return diags
-    const body = toApiBody(this.def, config as TfObject)
-    for (const e of validateEntityRules(this.def, body)) diags.push(error(`Invalid ${e.field}`, `${e.field} ${e.message}. ${DOCS}`, terraformPath(this.def, e.field)))
+    // Base64 attributes (implementations) stay text: the rules would only decode what toApiBody encoded, which cannot fail.
+    const body = toApiBody(this.def, config as TfObject, { base64AsText: true })
+    for (const e of validateEntityRules(this.def, body, { base64AsText: true })) diags.push(error(`Invalid ${e.field}`, `${e.field} ${e.message}. ${DOCS}`, terraformPath(this.def, e.field)))
     return diags
   }
 

@@ -43,6 +43,14 @@ describe('toApiBody', () => {
     })
   })
 
+  it('keeps base64 attributes as text when asked (for validation), in blocks too', () => {
+    const config = { ...flowConfig, params: [{ ...(flowConfig.params as TfObject[])[0]!, prompt_field: [{ name: 'reason', type: 'string', on_change: 'export {}' }] }] }
+    const body = toApiBody(resources.flow, config, { base64AsText: true })
+    expect(body.implementation).toBe('export {}\n')
+    expect((body.params as { prompt_fields: Record<string, unknown>[] }).prompt_fields[0]!.on_change).toBe('export {}')
+    expect(toApiBody(resources.flow, config).implementation).toBe(b64('export {}\n'))
+  })
+
   it('sends {} for an absent params block, "<null>" for a strategy without integration, and [] when configured empty', () => {
     expect(toApiBody(resources.flow, { ...flowConfig, params: [] }).params).toEqual({})
     const http = toApiBody(resources.strategy, { id: null, type: 'http', name: 'web', label: null, integration_id: null, targets: [], settings: {}, implementation: null })

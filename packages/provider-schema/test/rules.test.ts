@@ -50,6 +50,8 @@ describe('validateEntityRules', () => {
       { field: 'implementation', message: 'must be base64-encoded UTF-8 text' },
       { field: 'params.prompt_fields[1].name', message: 'duplicate name "reason"' },
     ])
+    // The provider's bodies hold implementations as text before encoding: only the other rules apply.
+    expect(validateEntityRules(resources.flow, body, { base64AsText: true })).toEqual([{ field: 'params.prompt_fields[1].name', message: 'duplicate name "reason"' }])
     expect(decodeBase64Text(b64('héllo'))).toBe('héllo')
     expect(decodeBase64Text(Buffer.from([0xff, 0xfe]).toString('base64'))).toBeUndefined()
   })

@@ -292,6 +292,20 @@ describe('objects and errors', () => {
     expect(() => encodeMsgpack(V.object({ s: V.string('\ud800') }), T.object({ s: T.string }))).toThrow('.s: string contains a lone UTF-16 surrogate')
   })
 
+  // Strings longer than 64 chars or bytes are checked for ASCII natively, shorter ones in a loop: both sides agree.
+  it.each([63, 64, 65, 1000])('encodes and decodes strings of %i chars as UTF-8, ASCII or not', (n) => {
+    const utf8 = (s: string) => toHex(new TextEncoder().encode(s))
+    const header = (bytes: number) => (bytes <= 31 ? toHex(Uint8Array.of(0xa0 | bytes)) : bytes <= 0xff ? toHex(Uint8Array.of(0xd9, bytes)) : toHex(Uint8Array.of(0xda, bytes >> 8, bytes & 0xff)))
+    for (const s of ['x'.repeat(n), `${'x'.repeat(n - 1)}é`, `é${'x'.repeat(n - 1)}`, `${'x'.repeat(n - 2)}𝄞`]) {
+      const bytes = encodeMsgpack(V.string(s), T.string)
+      const length = new TextEncoder().encode(s).length
+      expect(toHex(bytes)).toBe(`${header(length)} ${utf8(s)}`)
+      expect(decodeMsgpack(bytes, T.string)).toEqual(V.string(s))
+    }
+    expect(() => encodeMsgpack(V.object({ s: V.string(`${'x'.repeat(n)}\udc00`) }), T.object({ s: T.string }))).toThrow('.s: string contains a lone UTF-16 surrogate')
+    expect(() => decodeMsgpack(hx(`${header(n)} ${'78 '.repeat(n - 1)} ff`), T.string)).toThrow(/invalid UTF-8/)
+  })
+
   it('rejects duplicate map keys', () => {
     expect(() => decodeMsgpack(hx('82 a1 "a" 01 a1 "a" 02'), T.map(T.number))).toThrow('["a"]: duplicate map key')
   })

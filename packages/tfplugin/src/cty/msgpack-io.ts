@@ -5,8 +5,15 @@
  * exactness. Here ints are bigint-exact, map keys are whatever the caller reads them into, and extension values are
  * exposed raw (cty uses them for unknowns).
  */
+import { isAscii } from 'node:buffer'
 
 const utf8 = new TextEncoder()
+/**
+ * From this length on, strings are checked for ASCII natively (`isAscii`, `Buffer.byteLength`): a provider process
+ * lives for a few hundred RPCs, too short for V8 to optimise a byte loop over an `implementation` of kilobytes,
+ * while a native call costs more than the loop on the short keys and names that make most strings.
+ */
+const NATIVE_ASCII_CHECK = 64
 const utf8Strict = new TextDecoder('utf-8', { fatal: true })
 
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/
@@ -116,6 +123,16 @@ export class MsgpackWriter {
     // Most strings (names, ids, keys) are ASCII: their bytes are their char codes, written without a TextEncoder
     // round trip and an intermediate array.
     const chars = s.length
+    if (chars > NATIVE_ASCII_CHECK) {
+      // Long text (an implementation): natively. As many UTF-8 bytes as chars means ASCII (a lone surrogate
+      // counts 3 bytes), which encodeInto writes byte for byte.
+      if (Buffer.byteLength(s, 'utf8') !== chars) return this.utf8Str(s)
+      this.strHeader(chars)
+      this.ensure(chars)
+      utf8.encodeInto(s, this.buf.subarray(this.len, this.len + chars))
+      this.len += chars
+      return
+    }
     let ascii = true
     for (let i = 0; i < chars; i++) {
       if (s.charCodeAt(i) > 0x7f) {
@@ -132,6 +149,10 @@ export class MsgpackWriter {
       this.len = at
       return
     }
+    this.utf8Str(s)
+  }
+
+  private utf8Str(s: string): void {
     const bytes = encodeUtf8(s)
     this.strHeader(bytes.length)
     this.raw(bytes)
@@ -417,7 +438,11 @@ export class MsgpackReader {
     const bytes = this.bytes
     const start = this.pos
     const end = start + length
-    for (let i = start; i < end; i++) if ((bytes[i] as number) > 0x7f) return undefined
+    if (length > NATIVE_ASCII_CHECK) {
+      if (!isAscii(bytes.subarray(start, end))) return undefined
+    } else {
+      for (let i = start; i < end; i++) if ((bytes[i] as number) > 0x7f) return undefined
+    }
     this.pos = end
     return this.buffer.toString('latin1', start, end)
   }

@@ -57,10 +57,38 @@ function blockEntries(block: BlockSchema): BlockEntries {
   return entries
 }
 
+type Predicate = (a: AttributeSchema) => boolean
+
+const relevantEntriesCache = new WeakMap<BlockSchema, Map<Predicate, BlockEntries>>()
+
+/**
+ * The attributes of `block` for which `relevant` holds, and the nested blocks with such an attribute somewhere
+ * inside, made once per block and predicate: a pass then neither tests every attribute nor walks subtrees it
+ * cannot change (plan modifiers sit on a few top-level attributes; the nested blocks of a flow have none).
+ */
+function relevantEntries(block: BlockSchema, relevant: Predicate): BlockEntries {
+  let byPredicate = relevantEntriesCache.get(block)
+  if (!byPredicate) relevantEntriesCache.set(block, (byPredicate = new Map()))
+  let entries = byPredicate.get(relevant)
+  if (!entries) {
+    const all = blockEntries(block)
+    entries = {
+      attributes: all.attributes.filter(([, a]) => relevant(a)),
+      blocks: all.blocks.filter(([, b]) => {
+        const inner = relevantEntries(b.block, relevant)
+        return inner.attributes.length > 0 || inner.blocks.length > 0
+      }),
+    }
+    byPredicate.set(relevant, entries)
+  }
+  return entries
+}
+
 /**
  * Rebuilds `plan` (an object of `block`'s type) with `fn` applied to every attribute for which `relevant` holds,
  * nested blocks included, element by element. Null and unknown objects and blocks are left as they are, and so is
- * every object in which nothing changed (no copy).
+ * every object in which nothing changed (no copy). `relevant` is one of this module's predicates: results are
+ * cached by it (see {@link relevantEntries}).
  */
 function mapAttributes(
   block: BlockSchema,
@@ -68,17 +96,16 @@ function mapAttributes(
   config: Value,
   state: Value,
   path: CtyPath,
-  relevant: (a: AttributeSchema) => boolean,
+  relevant: Predicate,
   fn: (a: AttributeSchema, plan: Value, config: Value, state: Value, path: () => CtyPath) => Value,
 ): Value {
   if (plan.kind !== 'object') return plan
-  const { attributes, blocks } = blockEntries(block)
+  const { attributes, blocks } = relevantEntries(block, relevant)
   let out: Map<string, Value> | undefined
   const set = (name: string, value: Value): void => {
     if (value !== plan.attributes.get(name)) (out ??= new Map(plan.attributes)).set(name, value)
   }
   for (const [name, a] of attributes) {
-    if (!relevant(a)) continue
     // The path is built only when asked for (by plan modifiers): most attributes never need it.
     set(name, fn(a, child(plan, name), child(config, name), child(state, name), () => [...path, attrStep(name)]))
   }
