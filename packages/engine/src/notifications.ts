@@ -51,7 +51,7 @@ export class NotificationRunner {
       WHERE r."id" = ${runId}::uuid`)
     if (!row?.id || row.status !== 'requested' || row.forwardedAt) return 'noop'
     if (row.postedAt) {
-      await this.scheduleDue(runId, index, row.count, row.dueAt)
+      await this.queues.scheduleLinkDue(runId, index, row.count, row.dueAt)
       return 'noop'
     }
     try {
@@ -78,7 +78,7 @@ export class NotificationRunner {
       return n === 1
     })
     if (!posted) return 'noop'
-    await this.scheduleDue(runId, index, row.count, dueAt)
+    await this.queues.scheduleLinkDue(runId, index, row.count, dueAt)
     return 'done'
   }
 
@@ -123,12 +123,5 @@ export class NotificationRunner {
     if ('next' in next) await this.queues.enqueueNotifyRequest(runId, next.next)
     else await this.queues.rescheduleExpiry(runId, now)
     return 'done'
-  }
-
-  /** After a link is posted: its timeout job, or for the last link the request's expiry. */
-  private async scheduleDue(runId: string, index: number, count: number, dueAt: Date | null): Promise<void> {
-    if (!dueAt) return
-    if (index + 1 >= count) await this.queues.rescheduleExpiry(runId, dueAt)
-    else await this.queues.scheduleNotifyTimeout(runId, index, dueAt)
   }
 }

@@ -168,6 +168,16 @@ export class EngineQueues {
     await this.queue('notify').add(JOB_NAMES.notifyTimeout, { runId, index }, { ...this.jobOptions, jobId: jobIds.notifyTimeout(runId, index), delay: delayUntil(at) })
   }
 
+  /**
+   * After link `index` of `count` of a request's chain is posted (by the notification runner, or by the request's
+   * statement when nobody posts): its timeout job, or for the last link the request's expiry (replacing the default).
+   */
+  async scheduleLinkDue(runId: string, index: number, count: number, dueAt: Date | null): Promise<void> {
+    if (!dueAt) return
+    if (index + 1 >= count) await this.rescheduleExpiry(runId, dueAt)
+    else await this.scheduleNotifyTimeout(runId, index, dueAt)
+  }
+
   /** Tells the RunNotifier that an event completed. */
   async enqueueNotifyEvent(eventId: string): Promise<void> {
     await this.queue('notify').add(JOB_NAMES.notifyEvent, { eventId }, { ...this.jobOptions, jobId: jobIds.notifyEvent(eventId) })

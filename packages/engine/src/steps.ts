@@ -447,14 +447,13 @@ export class StepRunner {
     if (!outcome) return 'noop'
     this.logger.debug({ runId: event.runId, routing: routing.source }, 'request routed')
     const { next, firstPosted } = outcome
-    // Link 0 posted here with a timeout: when it is the last, that is the request's expiry (the default one is
-    // replaced); else the chain moves on at its timeout. Redis only schedules: the reconciler re-adds what fails.
-    const dueAt = firstPosted?.dueAt
-    const expiryReplaced = dueAt !== undefined && dueAt !== null && links.length === 1
+    // Link 0 posted here: its timeout scheduled as the notification runner does (for the only link, the request's
+    // expiry replaces the default one). Redis only schedules: the reconciler re-adds what fails.
+    const expiryReplaced = !!firstPosted?.dueAt && links.length === 1
     await Promise.all([
       this.announce(event.id),
       next || !this.notifiesRequests ? undefined : this.bestEffort('post the request', () => this.queues.enqueueNotifyRequest(event.runId, 0)),
-      dueAt ? this.bestEffort('schedule the request\'s timeout', () => (expiryReplaced ? this.queues.rescheduleExpiry(event.runId, dueAt) : this.queues.scheduleNotifyTimeout(event.runId, 0, dueAt))) : undefined,
+      firstPosted ? this.bestEffort('schedule the request\'s timeout', () => this.queues.scheduleLinkDue(event.runId, 0, links.length, firstPosted.dueAt)) : undefined,
       !next && expiresByChain && !expiryReplaced ? this.bestEffort('cancel the default expiry', () => this.queues.cancelExpiry(event.runId)) : undefined,
     ])
     await Promise.all([next ? this.continueWith(next, ctx) : undefined, this.afterHook(call, 'request', event)])

@@ -159,29 +159,7 @@ export function instrumentProcessor<R>(queue: string, processor: (job: Job, toke
     const { parent, links, anchorKey } = traces ? await traces.parentOf(job) : { parent: extractTraceContext(job.data), links: [], anchorKey: undefined }
     return tracer().startActiveSpan(`process ${queue}`, { kind: SpanKind.CONSUMER, attributes, links }, parent, async (span) => {
       if (anchorKey && traces) void traces.anchor(anchorKey, span)
-      const started = performance.now()
-      const seconds = () => (performance.now() - started) / 1000
-      try {
-        const result = await processor(job, token)
-        // Step processors return their StepResult; anything else is a plain success.
-        const outcome = typeof result === 'string' ? result : 'done'
-        observeStep(queue, outcome, seconds())
-        span.setAttribute('opensym.step.result', outcome)
-        return result
-      } catch (e) {
-        // Not due yet: the job went back to the delayed set without using an attempt. Not a failure.
-        if (e instanceof DelayedError) {
-          observeStep(queue, 'delayed', seconds())
-          span.setAttribute('opensym.step.result', 'delayed')
-        } else {
-          observeStep(queue, 'error', seconds())
-          recordJobFailure(queue, e instanceof UnrecoverableError || attempt >= (job.opts.attempts ?? 1))
-          recordError(span, e)
-        }
-        throw e
-      } finally {
-        span.end()
-      }
+      return observed(queue, span, () => processor(job, token), (e) => e instanceof UnrecoverableError || attempt >= (job.opts.attempts ?? 1))
     })
   }
 }
@@ -193,22 +171,36 @@ export function instrumentProcessor<R>(queue: string, processor: (job: Job, toke
  */
 export function instrumentInline<R extends string>(queue: string, step: () => Promise<R>): Promise<R> {
   const attributes = { ...MESSAGING, 'messaging.operation.type': 'process', 'messaging.destination.name': queue, 'opensym.job.attempt': 1, 'opensym.step.inline': true }
-  return tracer().startActiveSpan(`process ${queue}`, { kind: SpanKind.INTERNAL, attributes }, async (span) => {
-    const started = performance.now()
-    try {
-      const result = await step()
-      observeStep(queue, result, (performance.now() - started) / 1000)
-      span.setAttribute('opensym.step.result', result)
-      return result
-    } catch (e) {
-      observeStep(queue, 'error', (performance.now() - started) / 1000)
-      recordJobFailure(queue, false)
+  return tracer().startActiveSpan(`process ${queue}`, { kind: SpanKind.INTERNAL, attributes }, (span) => observed(queue, span, step, () => false))
+}
+
+/**
+ * Runs a step in `span` (ended after it), timed with its result as the outcome (a StepResult; anything else is a
+ * plain success). A throw is a failed attempt — a job failure, final when `final` says so — except a job put back
+ * to the delayed set without using an attempt.
+ */
+async function observed<R>(queue: string, span: Span, step: () => Promise<R>, final: (e: unknown) => boolean): Promise<R> {
+  const started = performance.now()
+  const seconds = () => (performance.now() - started) / 1000
+  try {
+    const result = await step()
+    const outcome = typeof result === 'string' ? result : 'done'
+    observeStep(queue, outcome, seconds())
+    span.setAttribute('opensym.step.result', outcome)
+    return result
+  } catch (e) {
+    if (e instanceof DelayedError) {
+      observeStep(queue, 'delayed', seconds())
+      span.setAttribute('opensym.step.result', 'delayed')
+    } else {
+      observeStep(queue, 'error', seconds())
+      recordJobFailure(queue, final(e))
       recordError(span, e)
-      throw e
-    } finally {
-      span.end()
     }
-  })
+    throw e
+  } finally {
+    span.end()
+  }
 }
 
 type Operation = 'identity' | 'escalate' | 'deescalate' | 'is_granted'
