@@ -31,23 +31,33 @@ export interface LockedGrant {
 
 /**
  * Creates the grant row if needed and locks it until the transaction ends — calls for one grant never overlap — then
- * locks the run `runId` (the order every step locks them in: grant, then run), returning both as committed now. One
- * round trip: an insert that, on conflict, "updates" the existing row to itself, which locks it like `FOR UPDATE`
- * (waiting for a holder to commit); the run is locked above the join that needs the grant's row, so only after it.
+ * locks the run `runId` and its event `eventId` (the order every step locks them in: grant, run, event), returning
+ * the grant and the run as committed now, and the event's status (whether it is still pending under these locks).
+ * One round trip: an insert that, on conflict, "updates" the existing row to itself, which locks it like `FOR UPDATE`
+ * (waiting for a holder to commit); the run and the event are locked above the join that needs the grant's row, so
+ * only after it, and as they are after any wait (a locked row is read again once its holder commits).
  */
-export async function lockGrantByKey(tx: Sql, orgId: string, key: string, strategyType: string, identity: string, runId: string): Promise<{ grant: LockedGrant; run: Run }> {
-  const [row] = await tx.query<LockedGrant & Record<string, unknown>>(Prisma.sql`
+export async function lockGrantByKey(
+  tx: Sql,
+  orgId: string,
+  key: string,
+  strategyType: string,
+  identity: string,
+  runId: string,
+  eventId: string,
+): Promise<{ grant: LockedGrant; run: Run; eventPending: boolean }> {
+  const [row] = await tx.query<LockedGrant & { eventStatus: string } & Record<string, unknown>>(Prisma.sql`
     WITH g AS (
       INSERT INTO "Grant" ("id", "orgId", "key", "strategyType", "identity", "updatedAt")
       VALUES (${randomUUID()}::uuid, ${orgId}::uuid, ${key}, ${strategyType}, ${identity}, now())
       ON CONFLICT ("orgId", "key") DO UPDATE SET "key" = EXCLUDED."key"
       RETURNING "id", "applied", "identity"
     )
-    SELECT g."id", g."applied", g."identity", ${runColumnsPrefixed('r', 'run_')}
-    FROM g JOIN "Run" r ON r."id" = ${runId}::uuid
-    FOR UPDATE OF r`)
-  if (!row) throw new Error(`grant ${key} or run ${runId} vanished while being locked`)
-  return { grant: { id: row.id, applied: row.applied, identity: row.identity }, run: prefixedRun(row, 'run_') }
+    SELECT g."id", g."applied", g."identity", ${runColumnsPrefixed('r', 'run_')}, ev."status"::text AS "eventStatus"
+    FROM g JOIN "Run" r ON r."id" = ${runId}::uuid JOIN "RunEvent" ev ON ev."id" = ${eventId}::uuid AND ev."runId" = r."id"
+    FOR UPDATE OF r, ev`)
+  if (!row) throw new Error(`grant ${key}, run ${runId} or its event ${eventId} vanished while being locked`)
+  return { grant: { id: row.id, applied: row.applied, identity: row.identity }, run: prefixedRun(row, 'run_'), eventPending: row.eventStatus === 'pending' }
 }
 
 export async function lockGrant(tx: Sql, grantId: string): Promise<LockedGrant> {

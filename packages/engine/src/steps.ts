@@ -28,7 +28,7 @@ import {
   type HookStep,
   type Step,
 } from '@opensym/domain'
-import { buildLogEntry, ENTRY_INPUT_COLUMNS, ENTRY_INPUT_EXTRA_COLUMNS, ENTRY_INPUT_JOINS, entryInputOf, loadEntryInput, type EntryInputRow, type LoadedEntryInput } from './audit.js'
+import { buildLogEntry, ENTRY_INPUT_COLUMNS, ENTRY_INPUT_EXTRA_COLUMNS, ENTRY_INPUT_JOINS, entryInputOf, type EntryInputRow, type LoadedEntryInput } from './audit.js'
 import { flowParams, readSnapshot } from './flows.js'
 import { grantKey, lockGrant, lockGrantByKey } from './grants.js'
 import { resolveIdentity, type IdentityReducer } from './identities.js'
@@ -645,7 +645,7 @@ export class StepRunner {
       const scheduleDeescalation = flowParams(snapshot.flow.params).schedule_deescalation
 
       const done = await this.db.sql.transaction(async (tx) => {
-        const { grant, run: locked } = await lockGrantByKey(tx, run.orgId, key, config.type, identity, run.id)
+        const { grant, run: locked, eventPending } = await lockGrantByKey(tx, run.orgId, key, config.type, identity, run.id, event.id)
         const now0 = this.clock()
         const again = transition(locked.status, 'escalate')
         if (!again.ok) {
@@ -655,13 +655,13 @@ export class StepRunner {
         let output: StrategyOutput
         let verified: boolean | null = null
         let applied: { id: string; applied: boolean; at: Date } | undefined
-        let pending: LoadedEntryInput | undefined
         if (!grant.applied) {
-          // First lease: grant the access, then read it back where the target can tell. The payload's read says,
-          // under the run's lock, whether the event is still pending: nothing is called for an event done already.
-          pending = await loadEntryInput(tx, event.id)
-          if (pending.event.status !== 'pending') return undefined
-          const payload = buildLogEntry(pending) as unknown as Record<string, unknown>
+          // First lease: grant the access, then read it back where the target can tell. Nothing is called for an
+          // event done already (by a duplicate job: the lock says). The entry input read with the step is what it
+          // would be under the lock: what it is made of — the run's request, the actors of the steps before this
+          // one, this pending event — does not change while the event is pending.
+          if (!eventPending) return undefined
+          const payload = buildLogEntry(input.entry) as unknown as Record<string, unknown>
           output = await this.callStrategy('escalate', async (signal) => {
             const call: StrategyCall = { ...base, identity, payload, secrets: this.secrets(run.orgId, tx), signal }
             const out = await strategy.escalate(call)
@@ -678,13 +678,13 @@ export class StepRunner {
         }
         const now = this.clock()
         const expiresAt = accessExpiresAt(now, locked.durationSeconds, scheduleDeescalation)
-        // The grant's state, the run's lease, the run's move, the event and its audit entry, in one statement when
-        // the entry input was read above (nothing if the event is no longer pending).
+        // The grant's state, the run's lease, the run's move, the event and its audit entry, in one statement
+        // (nothing if the event is no longer pending).
         const completed = await this.complete(tx, event.id, { status: 'success', output, verified, completedAt: now, attempts: ctx.attempt, addFields: decided.fields }, {
           run: { ...casOf(locked), to: again.to, data: { escalatedAt: now, expiresAt } },
           ...(applied ? { grant: applied } : {}),
           lease: { grantId: grant.id, runId: run.id, startedAt: now, expiresAt },
-        }, pending)
+        }, input.entry)
         // After a strategy call the event was pending under this same lock: it still is (never record a call as undone).
         if (!completed && applied) throw new RunChangedError(`event ${event.id} is no longer pending`)
         return completed && { expiresAt }

@@ -1,7 +1,8 @@
 /**
  * How steps write, against real PostgreSQL and Redis: a step's completion as one statement (it locks the run and the
  * event itself, writes only from the state its step read, and stages the same audit entry as the two-statement
- * path reads back), an escalation that follows its approval in the same job, and, without a RunNotifier, a request's
+ * path reads back), the escalate's lock seeing its event as it is after any wait, an escalation that follows its
+ * approval in the same job, and, without a RunNotifier, a request's
  * first notification posted by the request's own statement, its timeouts still scheduled.
  */
 import { createDb, isUniqueViolation, Prisma, type Db } from '@opensym/db'
@@ -10,6 +11,7 @@ import type { Redis } from 'ioredis'
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest'
 import { buildLogEntry, loadEntryInput } from '../src/audit.js'
 import { createHostHandlers } from '../src/host.js'
+import { lockGrantByKey } from '../src/grants.js'
 import { EngineQueues, jobIds, type EventStep } from '../src/queues.js'
 import { FlowRuntime } from '../src/runtime.js'
 import { RunService } from '../src/service.js'
@@ -155,6 +157,25 @@ describe('a step completed in one statement', () => {
       [3, 'deny'],
       [4, 'escalate'],
     ])
+  })
+})
+
+describe('the escalate lock', () => {
+  it('sees an event completed while it waited for the run’s lock as no longer pending (nothing would be called)', async () => {
+    const { run: r, approve } = await runWithPendingApproval()
+    const key = `http:steps-test-${r.id}`
+    const lockIt = () => db.sql.transaction((tx) => lockGrantByKey(tx, o.org.id, key, 'http', 'member@example.com', r.id, approve.id))
+    expect(await lockIt()).toMatchObject({ eventPending: true, run: { id: r.id, status: 'requested' }, grant: { applied: false } })
+    let waiting: Promise<unknown> | undefined
+    await db.sql.transaction(async (tx) => {
+      // A duplicate job completes the event under the run's lock; this one's lock statement starts meanwhile and waits.
+      await lockRun(tx, r.id)
+      waiting = lockIt()
+      await new Promise((resolve) => setTimeout(resolve, 300))
+      await tx.execute(Prisma.sql`UPDATE "RunEvent" SET "status" = 'error', "error" = 'done elsewhere', "completedAt" = now() WHERE "id" = ${approve.id}::uuid`)
+    })
+    expect(await waiting).toMatchObject({ eventPending: false })
+    await db.grant.deleteMany({ where: { orgId: o.org.id, key } })
   })
 })
 
