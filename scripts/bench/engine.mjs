@@ -18,8 +18,8 @@
 //      lateness (deescalatedAt − expiresAt, from PostgreSQL, and the receiver's deescalate arrival − expiresAt)
 //      p50/p99/max, and how many expires_at really fell in that second.
 //   3. the worker's RSS (VmRSS after start, at the end, and the peak VmHWM).
-// Before the measured levels (after a warm-up of 300 runs) the database is ANALYZEd, as autovacuum keeps a long-running
-// deployment's statistics.
+// Before the measured levels: a warm-up (1,500 runs at 16 clients, BENCH_QUICK=1: 300), then VACUUM ANALYZE, as
+// autovacuum keeps a long-running deployment's database.
 // Each level also gets the CPU of every process (worker, API, PostgreSQL backends, Redis, the bench itself, and the
 // rest of the machine) and the CPU milliseconds per run: on a shared machine that is the figure other work skews
 // least, and what bounds throughput (the worker is one Node process: it cannot use more than one core).
@@ -32,6 +32,7 @@
 //   BENCH_ENGINE_CONCURRENCY=1,4,16,64  concurrency levels
 //   BENCH_ENGINE_RUNS=n                  runs per level (default max(100, 15 × level); BENCH_QUICK=1: max(30, 5 × level))
 //   BENCH_ENGINE_EXPIRY=1000             grants in the expiry drill (BENCH_QUICK=1: 200; 0 skips it)
+//   BENCH_ENGINE_WARMUP=n                warm-up runs before the measured levels (default 1500; BENCH_QUICK=1: 300)
 //   BENCH_ENGINE_SLOT_RUNS=n             runs approved per one-second slot of the expiry drill (default: 0.7 × the best
 //                                        runs/s measured, 10..100, so that each run escalates within its second)
 //   BENCH_WORKER_LOG_LEVEL=debug         the worker's LOG_LEVEL (default info); BENCH_WORKER_LOG=file appends its log there
@@ -72,9 +73,11 @@ const ESCALATION_TIMEOUT_MS = 30_000; // a run not escalated by then counts as f
 const DEESCALATION_TIMEOUT_MS = 60_000; // after the common expiry second
 const HTTP_TIMEOUT_MS = 30_000;
 const LONG_DURATION_S = 3600; // runs of the latency phases stay escalated
-// Warm-up runs and their concurrency: enough for V8 to have compiled the hot paths of the API and the worker (with
-// 30 runs, optimising compilation still ran on V8's threads during the measured levels, ~¼ of the API's CPU per run).
-const WARMUP_RUNS = 300;
+// Warm-up runs and their concurrency: enough for V8 to have compiled the hot paths of the API and the worker, as in a
+// process that has been running for a while (with 30 runs, optimising compilation ran on V8's threads during the
+// measured levels, ~¼ of the API's CPU per run; with 300, still ~10% of the worker's, seen with `perf record`).
+const WARMUP_RUNS = 1500;
+const WARMUP_RUNS_QUICK = 300;
 const WARMUP_CONCURRENCY = 16;
 const SLOT_SEND_MS = 600; // the expiry drill sends a slot's approvals within this much of its second
 const EXPIRY_LEAD_S = 4; // seconds between the last slot and the common expiry second
@@ -101,6 +104,7 @@ export function settings() {
     levels: [...new Set(levels)].sort((a, b) => a - b).map((c) => ({ concurrency: c, runs: runsAt(c) })),
     expiryGrants: positiveInteger('BENCH_ENGINE_EXPIRY', quick ? 200 : 1000, { min: 0, max: 20_000 }),
     slotRuns: positiveInteger('BENCH_ENGINE_SLOT_RUNS', undefined, { max: 2000 }),
+    warmupRuns: positiveInteger('BENCH_ENGINE_WARMUP', quick ? WARMUP_RUNS_QUICK : WARMUP_RUNS, { min: 0, max: 100_000 }),
   };
 }
 
@@ -637,6 +641,7 @@ function report({ cfg, levels, drill, rss, hzNote, workerEnv }) {
     `worker: apps/worker as a process (tsx, from source, like the API), WORKER_CONCURRENCY ${workerEnv.WORKER_CONCURRENCY || '10 (default)'}, WORKER_DB_POOL_SIZE ${workerEnv.WORKER_DB_POOL_SIZE || '20 (default)'}; ${hzNote}; http strategy → receiver on 127.0.0.1 in the bench process`,
   );
   console.log('request → escalated: POST /events/request (bot, user_email of a member) + POST /events/approve (bot), until the receiver gets the escalate payload');
+  console.log(`before the levels: ${cfg.warmupRuns} warm-up runs at ${WARMUP_CONCURRENCY} clients, then VACUUM ANALYZE (what a long-running deployment's processes and autovacuum are at)`);
   console.log(`cpu% is per core (${os.availableParallelism() * 100}% = all ${os.availableParallelism()} cores); other = the rest of the machine (other users' work); runs/s = runs / (last escalation − first request)`);
   console.log('');
   printColumns(
@@ -764,7 +769,7 @@ export async function run(stack, cfg) {
     hz = await ensureHz(redis);
     const index = receiverIndex(receiver);
     const { flowSlug, targetId } = await createHttpFlow(stack.call, stack.graph, receiver.url, stack.runTag);
-    const totalRuns = WARMUP_RUNS + cfg.levels.reduce((n, l) => n + l.runs, 0) + cfg.expiryGrants;
+    const totalRuns = cfg.warmupRuns + cfg.levels.reduce((n, l) => n + l.runs, 0) + cfg.expiryGrants;
     const nextMember = await createMembers(pgClient, stack.orgSlug, totalRuns);
     say(`engine: flow ${flowSlug} (http strategy → ${receiver.url}/grant), ${totalRuns} members`);
 
@@ -796,15 +801,18 @@ export async function run(stack, cfg) {
     };
 
     // Warm-up: JIT, pools, prepared statements; not in the table.
-    const warm = await measureLevel(ctx, WARMUP_CONCURRENCY, WARMUP_RUNS);
-    if (warm.failed) {
-      const [first] = warm.errors;
-      throw new StackError(`engine: warm-up: ${warm.failed} of ${WARMUP_RUNS} runs failed${first ? ` (×${first[1]} ${first[0]})` : ''}\nworker:\n${workerTail(worker)}`);
+    if (cfg.warmupRuns > 0) {
+      const warm = await measureLevel(ctx, WARMUP_CONCURRENCY, cfg.warmupRuns);
+      if (warm.failed) {
+        const [first] = warm.errors;
+        throw new StackError(`engine: warm-up: ${warm.failed} of ${cfg.warmupRuns} runs failed${first ? ` (×${first[1]} ${first[0]})` : ''}\nworker:\n${workerTail(worker)}`);
+      }
+      say(`engine: warm-up: ${cfg.warmupRuns} runs, p50 ${fmt(warm.p50, 1)} ms`);
     }
-    say(`engine: warm-up: ${WARMUP_RUNS} runs, p50 ${fmt(warm.p50, 1)} ms`);
-    // Statistics, as a deployment's autovacuum keeps them: a fresh database has none, so PostgreSQL plans without
-    // them, and autovacuum (if the server runs it at all) would only get to this one after its naptime.
-    await pgClient.query('ANALYZE');
+    // Statistics and dead rows as a deployment's autovacuum keeps them: a fresh database has no statistics, so
+    // PostgreSQL plans without them, and the warm-up's updates left dead rows in every index; autovacuum (if the
+    // server runs it at all) would only get to this database after its naptime.
+    await pgClient.query('VACUUM ANALYZE');
 
     const levels = [];
     for (const { concurrency, runs } of cfg.levels) {
