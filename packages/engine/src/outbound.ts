@@ -13,7 +13,7 @@
  * URLs the operator configures (OPENSYM_OKTA_BASE_URL, the API URLs in options) are not subject to this.
  */
 import { lookup as dnsLookup, type LookupAddress, type LookupOptions } from 'node:dns'
-import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from 'node:http'
+import { Agent as HttpAgent, request as httpRequest, type ClientRequest, type IncomingMessage } from 'node:http'
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https'
 import { BlockList, isIP } from 'node:net'
 import { Readable } from 'node:stream'
@@ -105,9 +105,23 @@ function guardedLookup(policy: OutboundPolicy) {
 /** Statuses whose responses have no body (the Response constructor refuses one). */
 const NULL_BODY = new Set([101, 204, 205, 304])
 
+/** Methods whose requests may be sent again without changing what they do (RFC 9110 §9.2.2). */
+const IDEMPOTENT_METHODS = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE'])
+
+/**
+ * Whether a request failed only because the pooled keep-alive connection it went out on had been closed by the
+ * server while idle (a reset or a broken pipe on a reused socket, before any reply). A request that may be repeated
+ * is then sent again at once on a new connection, once, as HTTP clients do (RFC 9112 §9.3.1); otherwise the caller's
+ * retry would wait its backoff for nothing, or a flow's call would fail for no reason of its own.
+ */
+export function failedOnStaleConnection(req: ClientRequest, error: NodeJS.ErrnoException, replied: boolean, signal?: AbortSignal | null): boolean {
+  return !replied && req.reusedSocket && (error.code === 'ECONNRESET' || error.code === 'EPIPE') && !signal?.aborted
+}
+
 /**
  * A `fetch` (the subset flow integrations use: method, headers, a string/bytes body, a signal) that connects only
- * where `policy` allows. Redirects are never followed: a 3xx is returned as is.
+ * where `policy` allows. Redirects are never followed: a 3xx is returned as is. An idempotent request, or one with an
+ * `Idempotency-Key`, that meets a stale pooled connection is sent again on a new one ({@link failedOnStaleConnection}).
  */
 export function guardedFetch(policy: OutboundPolicy): typeof fetch {
   const lookup = guardedLookup(policy)
@@ -120,24 +134,29 @@ export function guardedFetch(policy: OutboundPolicy): typeof fetch {
     new Headers(init.headers).forEach((v, k) => (headers[k] = v))
     const body = init.body
     if (body !== undefined && body !== null && typeof body !== 'string' && !(body instanceof Uint8Array)) throw new TypeError('guardedFetch sends string or byte bodies only')
+    const method = (init.method ?? 'GET').toUpperCase()
+    const repeatable = IDEMPOTENT_METHODS.has(method) || 'idempotency-key' in headers
     const https = url.protocol === 'https:'
     const send = https ? httpsRequest : httpRequest
-    return new Promise<Response>((resolve, reject) => {
-      const req = send(
-        url,
-        { method: init.method ?? 'GET', headers, lookup, agent: https ? agents.https : agents.http, ...(init.signal ? { signal: init.signal } : {}) },
-        (res: IncomingMessage) => {
+    const attempt = (resent: boolean): Promise<Response> =>
+      new Promise<Response>((resolve, reject) => {
+        let replied = false
+        const req = send(url, { method, headers, lookup, agent: https ? agents.https : agents.http, ...(init.signal ? { signal: init.signal } : {}) }, (res: IncomingMessage) => {
+          replied = true
           const out = new Headers()
           for (let i = 0; i + 1 < res.rawHeaders.length; i += 2) out.append(res.rawHeaders[i]!, res.rawHeaders[i + 1]!)
           const status = res.statusCode ?? 502
           const stream = NULL_BODY.has(status) ? null : (Readable.toWeb(res) as ReadableStream<Uint8Array>)
           if (!stream) res.resume()
           resolve(new Response(stream, { status, statusText: res.statusMessage ?? '', headers: out }))
-        },
-      )
-      req.on('error', reject)
-      req.end(body ?? undefined)
-    })
+        })
+        req.on('error', (error: NodeJS.ErrnoException) => {
+          if (!resent && repeatable && failedOnStaleConnection(req, error, replied, init.signal)) resolve(attempt(true))
+          else reject(error)
+        })
+        req.end(body ?? undefined)
+      })
+    return attempt(false)
   }
   return doFetch
 }

@@ -1,10 +1,11 @@
 /**
  * Outbound requests whose destination comes from org data: the address policy (link-local/metadata never,
  * loopback/private only when the operator allows), enforced after DNS by the default fetch of custom strategies
- * and of host calls to an okta integration's `external_id`; okta pagination never takes the token to another origin.
+ * and of host calls to an okta integration's `external_id`; okta pagination never takes the token to another origin;
+ * a request that meets a stale pooled connection goes again only when it may be repeated.
  */
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http'
-import type { AddressInfo } from 'node:net'
+import { createServer as createNetServer, type AddressInfo, type Socket } from 'node:net'
 import type { Db } from '@opensym/db'
 import type { HostCallContext, LoadedStrategy, StrategyHostHandlers } from '@opensym/sandbox'
 import type { EventData, IntegrationData } from '@opensym/sdk/flow'
@@ -81,6 +82,69 @@ describe('address policy', () => {
       expect(r.headers.get('location')).toBe('http://169.254.169.254/')
     } finally {
       await redirecting.close()
+    }
+  })
+})
+
+describe('guardedFetch on a stale pooled connection', () => {
+  it('sends an idempotent request, or one with an Idempotency-Key, again on a new connection; never another POST', async () => {
+    // Each connection answers its first request and resets at the next, as a server that closed an idle keep-alive
+    // connection does when a request crosses its close.
+    const requests: Array<{ connection: number; line: string }> = []
+    let connections = 0
+    let resets = 0
+    const sockets = new Set<Socket>()
+    const server = createNetServer((socket) => {
+      sockets.add(socket)
+      const connection = ++connections
+      let served = 0
+      let buffered = ''
+      socket.on('data', (chunk: Buffer) => {
+        buffered += chunk.toString('utf8')
+        const end = buffered.indexOf('\r\n\r\n')
+        if (end < 0) return
+        const length = Number(/content-length: (\d+)/i.exec(buffered.slice(0, end))?.[1] ?? 0)
+        if (buffered.length < end + 4 + length) return
+        const line = buffered.slice(0, buffered.indexOf('\r\n'))
+        buffered = ''
+        if (served++ > 0) {
+          resets++
+          socket.resetAndDestroy()
+          return
+        }
+        requests.push({ connection, line })
+        socket.write('HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 11\r\nconnection: keep-alive\r\n\r\n{"ok":true}')
+      })
+      socket.on('error', () => undefined)
+    })
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+    try {
+      const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+      // Two requests one after the other through a fetch of their own (its own pool): the second reuses the first's connection.
+      const twice = async (init: RequestInit) => {
+        const f = guardedFetch(open)
+        const first = await f(`${base}/a`, init)
+        // Read to the end: only then does the connection go back to the pool.
+        expect(await first.json()).toEqual({ ok: true })
+        return f(`${base}/b`, init)
+      }
+      for (const init of [{ method: 'GET' }, { method: 'PUT', body: '{}' }, { method: 'POST', body: '{}', headers: { 'Idempotency-Key': 'k-1' } }]) {
+        const before = resets
+        const res = await twice(init)
+        expect(res.status).toBe(200)
+        expect(await res.json()).toEqual({ ok: true })
+        expect(resets).toBe(before + 1)
+        // The second request was answered on a connection of its own.
+        expect(requests.at(-1)!.line).toBe(`${init.method} /b HTTP/1.1`)
+        expect(requests.at(-1)!.connection).not.toBe(requests.at(-2)!.connection)
+      }
+      // A POST without a key may have been acted on: it fails rather than go twice.
+      const served = requests.length
+      await expect(twice({ method: 'POST', body: '{}' })).rejects.toMatchObject({ code: 'ECONNRESET' })
+      expect(requests.length).toBe(served + 1)
+    } finally {
+      for (const socket of sockets) socket.destroy()
+      await new Promise((resolve) => server.close(resolve))
     }
   })
 })

@@ -17,6 +17,7 @@
 import { createHmac } from 'node:crypto'
 import { Agent as HttpAgent, request as httpRequest, type IncomingHttpHeaders } from 'node:http'
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https'
+import { failedOnStaleConnection } from '../outbound.js'
 import { RetryableStrategyError, StrategyError, type Strategy, type StrategyCall, type StrategyOutput } from '../strategy.js'
 
 export const HTTP_USER_AGENT = 'OpenSym-HTTP-Strategy/1'
@@ -117,8 +118,8 @@ interface Reply {
  *
  * A pooled connection the receiver had closed meanwhile (servers close idle keep-alive connections after a few
  * seconds; a request sent at that moment meets a reset before any reply) is not a failure of the receiver: the
- * request goes again at once on a new connection, once (the payload's Idempotency-Key covers a receiver that did
- * get it). Otherwise the step's retry would wait its backoff for nothing.
+ * request goes again at once on a new connection, once ({@link failedOnStaleConnection}; the payload's
+ * Idempotency-Key covers a receiver that did get it).
  */
 function post(agents: { http: HttpAgent; https: HttpsAgent }, url: URL, headers: Record<string, string>, body: string, signal: AbortSignal, limit: number, resent = false): Promise<Reply> {
   const https = url.protocol === 'https:'
@@ -146,8 +147,7 @@ function post(agents: { http: HttpAgent; https: HttpsAgent }, url: URL, headers:
       },
     )
     req.on('error', (error: NodeJS.ErrnoException) => {
-      const stale = !resent && !replied && req.reusedSocket && (error.code === 'ECONNRESET' || error.code === 'EPIPE') && !signal.aborted
-      if (stale) resolve(post(agents, url, headers, body, signal, limit, true))
+      if (!resent && failedOnStaleConnection(req, error, replied, signal)) resolve(post(agents, url, headers, body, signal, limit, true))
       else reject(error)
     })
     req.end(body)
