@@ -1,10 +1,11 @@
 /**
  * The entry of the packaged executable, made into a V8 startup snapshot by `npm run build:provider` (the single
  * executable's `useSnapshot`). It runs once, at build time, under `node --build-snapshot`: every module is loaded,
- * the provider's schemas, handlers and GetProviderSchema answer are built, and the RPCs that need no API are run
- * once on sample values, so that their compiled bytecode is in the snapshot too; then the heap is saved into the
- * executable. Each start of the executable restores that heap and only serves, which saves every provider process
- * (Terraform starts 3–5 per command) loading modules, building schemas and compiling the request path.
+ * the provider's schemas and handlers are built, and the RPCs that need no API are run once on sample values, so
+ * that their compiled bytecode is in the snapshot too; then the heap is saved into the executable. Each start of
+ * the executable restores that heap and only serves, which saves every provider process (Terraform starts 3–5 per
+ * command) loading modules, building schemas and compiling the request path. Every start deserialises all of the
+ * heap, so what only some processes need (the GetProviderSchema answer) is not kept in it.
  *
  * So nothing here may depend on the process that will run it: the environment is read when a handler needs it
  * (`process.env` is then the same object, holding the run-time environment), the certificate and the socket are
@@ -12,8 +13,7 @@
  * when serving. The warm-up never configures the served provider (ConfigureProvider is warmed on another one, on
  * which no resource handler runs), so no handler can reach the API.
  */
-// net's listen loads dns (for its host lookup) at every start unless it is in the snapshot already.
-import 'node:dns'
+import { lookup } from 'node:dns'
 import { startupSnapshot } from 'node:v8'
 import { tfplugin6, type MessageInit, type RequestOf, type ResponseOf } from '@opensym/tfplugin/proto'
 import { providerConfig } from '@opensym/provider-schema'
@@ -25,8 +25,6 @@ import { SymProvider } from './plugin.js'
 import { providerConfigSchema } from './values.js'
 
 const provider = providerService(new SymProvider({ env: process.env }))
-/** A provider of its own for warming up ConfigureProvider: the served one is never configured at build time. */
-const configured = providerService(new SymProvider({ env: { SYM_JWT: 'warm-up' } }))
 
 type Methods = typeof tfplugin6.Provider
 type Method = keyof Methods
@@ -71,11 +69,17 @@ const SAMPLE_STATE = {
 async function warmUp(): Promise<void> {
   // What every start runs before its handshake (the key pair made here is thrown away).
   generateServerCertificate()
-  const schema = await rpc('GetProviderSchema', {})
+  // net's listen looks its host up (dns.lookup returns an IP address as it is) and would load dns at every start.
+  await new Promise<void>((resolve, reject) => lookup('127.0.0.1', (error) => (error ? reject(error) : resolve())))
+  // A provider of its own for what the served one must not keep: ConfigureProvider (the served one is never
+  // configured at build time), and the GetProviderSchema answer, which only the first provider process of a
+  // command is asked for (in the snapshot, every process would deserialise it). Garbage once the warm-up is done.
+  const other = providerService(new SymProvider({ env: { SYM_JWT: 'warm-up' } }))
+  const schema = await rpc('GetProviderSchema', {}, other)
   await rpc('ValidateProviderConfig', {})
   // Resolves the token and makes the API client; nothing is called (no resource handler runs on this provider).
   const config = encodeMsgpack(CtyValue.object({ org: CtyValue.string('warm-up'), jwt_env_var: CtyValue.null, api_url: CtyValue.null }), schemaType(providerConfigSchema(providerConfig)))
-  const diagnostics = (await rpc('ConfigureProvider', { config: { msgpack: config } }, configured)).diagnostics
+  const diagnostics = (await rpc('ConfigureProvider', { config: { msgpack: config } }, other)).diagnostics
   if (diagnostics.length) throw new Error(`warm-up: ConfigureProvider answered ${JSON.stringify(diagnostics)}`)
   const json = new TextEncoder().encode(JSON.stringify(SAMPLE_STATE))
   for (const [typeName, resource] of Object.entries(schema.resource_schemas)) {

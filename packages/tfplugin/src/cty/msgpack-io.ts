@@ -27,6 +27,16 @@ export function encodeUtf8(s: string): Uint8Array {
 const INT64_MIN = -(1n << 63n)
 const UINT64_MAX = (1n << 64n) - 1n
 
+/** Names and their UTF-8 bytes, for {@link MsgpackReader.knownKey}. */
+export interface KnownKeys {
+  readonly names: readonly string[]
+  readonly bytes: readonly Uint8Array[]
+}
+
+export function knownKeys(names: readonly string[]): KnownKeys {
+  return { names, bytes: names.map((n) => utf8.encode(n)) }
+}
+
 export class MsgpackWriter {
   private buf = new Uint8Array(1024)
   private view = new DataView(this.buf.buffer)
@@ -445,6 +455,28 @@ export class MsgpackReader {
     }
     this.pos = end
     return this.buffer.toString('latin1', start, end)
+  }
+
+  /**
+   * The index in `keys` of the name whose bytes are the str head's payload of `length` bytes (consumed), trying
+   * `hint` first; -1 when none is (nothing consumed). Object keys are schema names: matching them against names
+   * made once per type spares a string per key, and its hashing when it is looked up.
+   */
+  knownKey(length: number, keys: KnownKeys, hint: number): number {
+    this.need(length)
+    const { bytes: candidates } = keys
+    if (hint < candidates.length && this.payloadIs(candidates[hint]!, length)) return hint
+    for (let i = 0; i < candidates.length; i++) if (i !== hint && this.payloadIs(candidates[i]!, length)) return i
+    return -1
+  }
+
+  private payloadIs(candidate: Uint8Array, length: number): boolean {
+    if (candidate.length !== length) return false
+    const bytes = this.bytes
+    const start = this.pos
+    for (let i = 0; i < length; i++) if (bytes[start + i] !== candidate[i]) return false
+    this.pos = start + length
+    return true
   }
 
   /** The UTF-8 text of a str head's payload; invalid UTF-8 fails. */

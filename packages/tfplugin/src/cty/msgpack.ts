@@ -18,7 +18,7 @@
  */
 import { CtyNumber } from './number.js'
 import { CtyError, type CtyPathStep, attrStep, indexStep, keyStep } from './path.js'
-import { MsgpackReader, MsgpackWriter, encodeUtf8, formatName, type MsgpackHead } from './msgpack-io.js'
+import { MsgpackReader, MsgpackWriter, encodeUtf8, formatName, knownKeys, type KnownKeys, type MsgpackHead } from './msgpack-io.js'
 import { type CtyType, attributeOrder, decodeTypeJson, encodeTypeJson, shortTypeName, sortedNames } from './types.js'
 import {
   type CtyNumberBound,
@@ -286,11 +286,10 @@ export function decodeMsgpack(bytes: Uint8Array, type: CtyType): CtyValue {
   let depth = 0
   const go = (t: CtyType): CtyValue => {
     if (++depth > MAX_DEPTH) return fail('value nested too deeply')
-    try {
-      return decodeOne(t)
-    } finally {
-      depth--
-    }
+    // No try/finally: a failure ends the whole decode, so the depth need not be restored then.
+    const value = decodeOne(t)
+    depth--
+    return value
   }
   const decodeOne = (t: CtyType): CtyValue => {
     if (r.peekIsExt()) {
@@ -365,8 +364,15 @@ export function decodeMsgpack(bytes: Uint8Array, type: CtyType): CtyValue {
       case 'object': {
         if (h.format !== 'map') return expected(t, h)
         const attrs = new Map<string, CtyValue>()
+        const keys = objectKeys(t.attributes)
+        // go-cty writes the attributes in this order: each key is tried against the next name first.
+        let next = 0
         for (let i = 0; i < h.length; i++) {
-          const name = readKey('object')
+          const kh = r.head()
+          if (kh.format !== 'str') return fail(`object keys must be strings, got ${formatName(kh)}`)
+          const known = r.knownKey(kh.length, keys, next)
+          if (known >= 0) next = known + 1
+          const name = known >= 0 ? keys.names[known]! : (r.ascii(kh.length) ?? r.text(kh.length))
           const at = t.attributes.get(name)
           if (!at) fail(`unsupported attribute ${JSON.stringify(name)}`)
           if (attrs.has(name)) fail(`duplicate attribute ${JSON.stringify(name)}`)
@@ -383,6 +389,15 @@ export function decodeMsgpack(bytes: Uint8Array, type: CtyType): CtyValue {
   const value = go(type)
   if (r.remaining > 0) fail(`${r.remaining} unexpected bytes after the value at offset ${r.offset}`)
   return value
+}
+
+const objectKeysCache = new WeakMap<ReadonlyMap<string, CtyType>, KnownKeys>()
+
+/** An object type's attribute names in go-cty's order, with their bytes (see {@link MsgpackReader.knownKey}). */
+function objectKeys(attributes: ReadonlyMap<string, CtyType>): KnownKeys {
+  let keys = objectKeysCache.get(attributes)
+  if (!keys) objectKeysCache.set(attributes, (keys = knownKeys(attributeOrder(attributes))))
+  return keys
 }
 
 /** int when an exact int64, float64 when exactly a double, otherwise the decimal string (go-cty `marshal`). */
