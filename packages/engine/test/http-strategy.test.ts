@@ -1,12 +1,13 @@
 import { createHmac } from 'node:crypto'
 import { createServer } from 'node:http'
-import { createServer as createNetServer, type AddressInfo } from 'node:net'
+import type { AddressInfo } from 'node:net'
 import { startHttpReceiver, type HttpReceiver } from '@opensym/testing'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { buildLogEntry, type EntryInput } from '../src/audit.js'
 import type { RunSnapshot } from '../src/snapshot.js'
 import { builtinStrategies, createHttpStrategy, httpStrategy, parseRetryAfter, signHttpBody } from '../src/strategies/index.js'
 import { RetryableStrategyError, StrategyError, type StrategyCall } from '../src/strategy.js'
+import { startResetServer } from './reset-server.js'
 
 const SECRET_ID = '00000000-0000-4000-8000-0000000000aa'
 const SECRET = 'shh-very-secret-value'
@@ -255,54 +256,25 @@ describe('http strategy: replies', () => {
   })
 
   it('a pooled connection the receiver closed meanwhile is not a failure: the request goes again on a new one, once', async () => {
-    // Answers the first request of each connection, keeping it open; a second request on the same connection is met
-    // with a reset, as a server closing an idle keep-alive connection does when a request crosses its close.
-    const requests: Array<{ connection: number; eventId: string | undefined }> = []
-    let connections = 0
-    let resets = 0
-    let resetEverything = false
-    const server = createNetServer((socket) => {
-      const connection = ++connections
-      let served = 0
-      let buffered = ''
-      socket.on('data', (chunk: Buffer) => {
-        buffered += chunk.toString('utf8')
-        const end = buffered.indexOf('\r\n\r\n')
-        if (end < 0) return
-        const length = Number(/content-length: (\d+)/i.exec(buffered.slice(0, end))?.[1] ?? 0)
-        if (buffered.length < end + 4 + length) return
-        const body = JSON.parse(buffered.slice(end + 4, end + 4 + length)) as { id?: string }
-        buffered = ''
-        if (served++ > 0 || resetEverything) {
-          resets++
-          socket.resetAndDestroy()
-          return
-        }
-        requests.push({ connection, eventId: body.id })
-        const reply = JSON.stringify({ body: { ok: true }, errors: [] })
-        socket.write(`HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: ${reply.length}\r\nconnection: keep-alive\r\n\r\n${reply}`)
-      })
-      socket.on('error', () => undefined)
-    })
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+    const server = await startResetServer(JSON.stringify({ body: { ok: true }, errors: [] }))
     try {
-      const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/grant`
+      const url = `${server.base}/grant`
       const strategy = createHttpStrategy()
       await strategy.escalate(call(url, { eventId: '00000000-0000-4000-8000-000000000041' }))
       const second = await strategy.escalate(call(url, { eventId: '00000000-0000-4000-8000-000000000042' }))
       expect(second).toEqual({ body: { ok: true }, errors: [] })
-      expect(resets).toBe(1)
-      expect(requests).toEqual([
+      expect(server.resets()).toBe(1)
+      expect(server.requests.map((r) => ({ connection: r.connection, eventId: (JSON.parse(r.body) as { id?: string }).id }))).toEqual([
         { connection: 1, eventId: '00000000-0000-4000-8000-000000000041' },
         { connection: 2, eventId: '00000000-0000-4000-8000-000000000042' },
       ])
       // Once: a new connection that fails too is the step's failure (retried with backoff).
-      resetEverything = true
+      server.resetEverything()
       const third = await failure(() => strategy.escalate(call(url, { eventId: '00000000-0000-4000-8000-000000000043' })), RetryableStrategyError)
       expect(third.message).toContain('ECONNRESET')
-      expect([resets, connections]).toEqual([3, 3])
+      expect([server.resets(), server.connections()]).toEqual([3, 3])
     } finally {
-      server.close()
+      await server.close()
     }
   })
 

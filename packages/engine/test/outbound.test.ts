@@ -5,7 +5,7 @@
  * a request that meets a stale pooled connection goes again only when it may be repeated.
  */
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http'
-import { createServer as createNetServer, type AddressInfo, type Socket } from 'node:net'
+import type { AddressInfo } from 'node:net'
 import type { Db } from '@opensym/db'
 import type { HostCallContext, LoadedStrategy, StrategyHostHandlers } from '@opensym/sandbox'
 import type { EventData, IntegrationData } from '@opensym/sdk/flow'
@@ -15,6 +15,7 @@ import { addressRefusal, guardedFetch, OutboundBlockedError } from '../src/outbo
 import type { HostContext } from '../src/runtime.js'
 import { createCustomStrategy, type StrategySandbox } from '../src/strategies/custom.js'
 import type { StrategyCall } from '../src/strategy.js'
+import { startResetServer } from './reset-server.js'
 
 interface Seen {
   readonly url: string
@@ -88,38 +89,10 @@ describe('address policy', () => {
 
 describe('guardedFetch on a stale pooled connection', () => {
   it('sends an idempotent request, or one with an Idempotency-Key, again on a new connection; never another POST', async () => {
-    // Each connection answers its first request and resets at the next, as a server that closed an idle keep-alive
-    // connection does when a request crosses its close.
-    const requests: Array<{ connection: number; line: string }> = []
-    let connections = 0
-    let resets = 0
-    const sockets = new Set<Socket>()
-    const server = createNetServer((socket) => {
-      sockets.add(socket)
-      const connection = ++connections
-      let served = 0
-      let buffered = ''
-      socket.on('data', (chunk: Buffer) => {
-        buffered += chunk.toString('utf8')
-        const end = buffered.indexOf('\r\n\r\n')
-        if (end < 0) return
-        const length = Number(/content-length: (\d+)/i.exec(buffered.slice(0, end))?.[1] ?? 0)
-        if (buffered.length < end + 4 + length) return
-        const line = buffered.slice(0, buffered.indexOf('\r\n'))
-        buffered = ''
-        if (served++ > 0) {
-          resets++
-          socket.resetAndDestroy()
-          return
-        }
-        requests.push({ connection, line })
-        socket.write('HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 11\r\nconnection: keep-alive\r\n\r\n{"ok":true}')
-      })
-      socket.on('error', () => undefined)
-    })
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+    const server = await startResetServer('{"ok":true}')
+    const requests = server.requests
     try {
-      const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+      const base = server.base
       // Two requests one after the other through a fetch of their own (its own pool): the second reuses the first's connection.
       const twice = async (init: RequestInit) => {
         const f = guardedFetch(open)
@@ -129,11 +102,11 @@ describe('guardedFetch on a stale pooled connection', () => {
         return f(`${base}/b`, init)
       }
       for (const init of [{ method: 'GET' }, { method: 'PUT', body: '{}' }, { method: 'POST', body: '{}', headers: { 'Idempotency-Key': 'k-1' } }]) {
-        const before = resets
+        const before = server.resets()
         const res = await twice(init)
         expect(res.status).toBe(200)
         expect(await res.json()).toEqual({ ok: true })
-        expect(resets).toBe(before + 1)
+        expect(server.resets()).toBe(before + 1)
         // The second request was answered on a connection of its own.
         expect(requests.at(-1)!.line).toBe(`${init.method} /b HTTP/1.1`)
         expect(requests.at(-1)!.connection).not.toBe(requests.at(-2)!.connection)
@@ -143,8 +116,7 @@ describe('guardedFetch on a stale pooled connection', () => {
       await expect(twice({ method: 'POST', body: '{}' })).rejects.toMatchObject({ code: 'ECONNRESET' })
       expect(requests.length).toBe(served + 1)
     } finally {
-      for (const socket of sockets) socket.destroy()
-      await new Promise((resolve) => server.close(resolve))
+      await server.close()
     }
   })
 })
