@@ -200,10 +200,10 @@ describe('the worker', () => {
       data: { implementation: `import { slack } from '@opensym/sdk'\nexport function getRequestNotifications() { return [{ destinations: [slack.channel('#only')], timeout: 1 }] }` },
     })
     const { run_id: one } = await service.createRequest(o.bot, { flow_srn: single.flowSlug, flow_inputs: inputs(single), user_email: 'member@example.com' })
-    const posted = await eventually(async () => {
-      const r = await run(one)
-      return r.notifications[0]?.postedAt ? r : undefined
-    }, 10_000, 'link 0 posted')
+    await eventually(async () => ((await run(one)).notifications[0]?.postedAt ? true : undefined), 10_000, 'link 0 posted')
+    // Read again once the post is seen: `run()` reads the run, its events and its links in separate queries, so the
+    // read that first saw the link may have read the run before the statement that wrote both committed.
+    const posted = await run(one)
     const link = posted.notifications[0]!
     // Posted by the request's statement: the request event's completion and the link's post are the same moment.
     expect(link.postedAt).toEqual(posted.events[0]!.completedAt)
