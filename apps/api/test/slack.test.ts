@@ -347,8 +347,11 @@ describe('request → approve → escalate → revoke', () => {
 
   it('an allowed approver’s Approve escalates (strategy called), updates the card and DMs the requester; the same click twice acts once', async () => {
     const approve = click(slackUsers.admin, card, ACTION_APPROVE, runId, { actionTs: '1700000000.000100', message: 'ok, go' })
-    const [first, again] = [await send(approve), await send(approve)]
+    // Slack delivering a click twice signs each delivery anew; the very same signed request again is a replay.
+    const redelivered = driver.sign(approve.path, approve.body, approve.headers['content-type']!, { timestamp: Math.floor(Date.now() / 1000) + 1 })
+    const [first, replayed, again] = [await send(approve), await send(approve), await send(redelivered)]
     expect(first).toEqual({ status: 200, body: '' })
+    expect(replayed).toEqual({ status: 401, body: { error: 'replayed_request', message: expect.any(String) } })
     expect(again).toEqual({ status: 200, body: '' })
     const run = await runIs(runId, 'escalated')
     expect(run.events.filter((e) => e.name === 'approve')).toHaveLength(1)
@@ -475,6 +478,18 @@ describe('rejected requests change nothing', () => {
     await new Promise((r) => setTimeout(r, 100)) // any deferred work would have started by now
     expect(await counts()).toEqual(before)
     expect((await db.run.findUniqueOrThrow({ where: { id: run.id } })).status).toBe('requested')
+  })
+
+  it('a form submission replayed (the same signed request again) is refused: one run, not two', async () => {
+    const view = await openModal(slackUsers.member, 'req db-access')
+    const submission = driver.viewSubmission({ team: team.id, user: ref(slackUsers.member), view: { id: 'V9', hash: 'h', ...view }, values: submitValues() })
+    const runs = await db.run.count()
+    expect(await send(submission)).toEqual({ status: 200, body: '' })
+    expect(await send(submission)).toEqual({ status: 401, body: { error: 'replayed_request', message: expect.any(String) } })
+    const command = driver.command({ team: team.id, user: ref(slackUsers.member), text: 'req db-access' })
+    expect((await send(command)).status).toBe(200)
+    expect((await send(command)).status).toBe(401)
+    expect(await db.run.count()).toBe(runs + 1)
   })
 })
 

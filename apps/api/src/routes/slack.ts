@@ -1,7 +1,7 @@
 /**
  * The Slack app's endpoints, in a context of their own (outside bearer auth: Slack signs instead). Its content-type
  * parsers keep the raw bytes, which the v0 signature is verified on before anything is parsed or looked up; a bad
- * or stale signature is a 401 and changes nothing. The handlers are @opensym/slack's; work they defer runs after
+ * or stale signature, or a command or interaction received before (a replay), is a 401 and changes nothing. The handlers are @opensym/slack's; work they defer runs after
  * the acknowledgement is sent (Slack's 3 seconds).
  *
  * Flow code the handlers need (prefetch reducers for external selects, the flows filter's `getFlows` for `/sym`, a
@@ -24,6 +24,7 @@ import {
   slackManifest,
   TokenCipher,
   verifySlackSignature,
+  SLACK_REPLAY_WINDOW_SECONDS,
   type FlowsFilter,
   type PrefetchOptions,
   type PromptHook,
@@ -168,8 +169,18 @@ export default async function slackRoutes(app: FastifyInstance, o: SlackRouteOpt
       return result.body === undefined ? reply.send() : reply.send(result.body)
     }
 
-    signed.post('/slack/commands', { schema: hidden }, async (req, reply) => answer(reply, req, await handlers.command(req.body)))
-    signed.post('/slack/interactions', { schema: hidden }, async (req, reply) => answer(reply, req, await handlers.interaction(req.body)))
+    // Slack sends each command and interaction once (it retries Events API deliveries only): the same signature
+    // again, while its timestamp is still accepted, is a captured request replayed, e.g. a form submitted twice.
+    const firstDelivery = async (req: FastifyRequest) => {
+      const key = `${o.queuePrefix}:slack:signature:${String(req.headers['x-slack-signature'])}`
+      return (await o.redis.set(key, '1', 'EX', 2 * SLACK_REPLAY_WINDOW_SECONDS, 'NX')) === 'OK'
+    }
+    const replayed = (req: FastifyRequest, reply: FastifyReply) => {
+      req.log.info('slack request rejected: replayed')
+      return reply.code(401).send({ error: 'replayed_request', message: 'This request was received before; Slack sends each one once.' })
+    }
+    signed.post('/slack/commands', { schema: hidden }, async (req, reply) => ((await firstDelivery(req)) ? answer(reply, req, await handlers.command(req.body)) : replayed(req, reply)))
+    signed.post('/slack/interactions', { schema: hidden }, async (req, reply) => ((await firstDelivery(req)) ? answer(reply, req, await handlers.interaction(req.body)) : replayed(req, reply)))
     signed.post('/slack/events', { schema: hidden }, async (req, reply) => {
       // Slack's ssl_check posts are unsigned and only ask whether we are here; they never reach this route signed.
       return answer(reply, req, await handlers.event(req.body))
