@@ -170,6 +170,19 @@ describe('409', () => {
     )
     expect(await ok(h, 'GET', `entities/environments/${g.environment.id}`)).toMatchObject({ id: g.environment.id })
   })
+
+  it('a secret named in settings is in use: deleting it would break the integration, strategy or destination', async () => {
+    const secret = await call(h, 'DELETE', `entities/secrets/${g.secret.id}`)
+    expect(secret.status).toBe(409)
+    expect(err(secret)).toMatchObject({ code: 'EntityAPI:IN_USE', errors: [{ field: 'id', message: `in use by integration "main-okta" (${g.okta.id})` }] })
+    // Also inside a JSON list (a custom integration's secret_ids_json), whatever the case of the id.
+    const spare = await ok(h, 'POST', 'entities/secrets', { body: { ...bodies.secret(g.secretSource.id), path: 'sym/main/spare' } })
+    const custom = await ok(h, 'POST', 'entities/integrations', { body: { type: 'custom', slug: 'uses-spare', external_id: 'x', settings: { secret_ids_json: JSON.stringify([spare.id.toUpperCase()]) } } })
+    expect((await call(h, 'DELETE', `entities/secrets/${spare.id}`)).status).toBe(409)
+    expect(await ok(h, 'GET', `entities/secrets/${spare.id}`)).toMatchObject({ id: spare.id })
+    expect((await call(h, 'DELETE', `entities/integrations/${custom.id}`)).status).toBe(204)
+    expect((await call(h, 'DELETE', `entities/secrets/${spare.id}`)).status).toBe(204)
+  })
 })
 
 describe('transport', () => {

@@ -83,3 +83,25 @@ export async function referrersOf(
   }
   return found
 }
+
+/**
+ * The kinds whose `settings` can name a `sym_secret`: type-specific keys (`api_token_secret`, `hmac_secret_id`,
+ * `client_secret`, the JSON list `secret_ids_json`…) that the schema leaves as strings, so they are not declared
+ * references. A secret's id in one of these maps is a use of it.
+ */
+const SECRET_SETTINGS_KINDS = ['integration', 'target', 'strategy', 'log_destination'] as const satisfies readonly EntityKind[]
+
+/** Entities of the org whose settings hold the secret's id, at most a few per kind. */
+export async function secretSettingsReferrers(tx: DbOrTx, orgId: string, secretId: string): Promise<Referrer[]> {
+  const found: Referrer[] = []
+  for (const kind of SECRET_SETTINGS_KINDS) {
+    // Ids are compared as text: a settings value may hold it in any case, or inside a JSON list.
+    const rows = await tx.$queryRawUnsafe<{ id: string; slug: string }[]>(
+      `SELECT o.id::text AS id, o.slug FROM "${TABLES[kind]}" o WHERE o."orgId" = $1::uuid AND strpos(lower(o.settings::text), lower($2)) > 0 LIMIT 5`,
+      orgId,
+      secretId,
+    )
+    for (const r of rows) found.push({ kind, id: r.id, slug: r.slug })
+  }
+  return found
+}

@@ -19,7 +19,7 @@ import {
 import { checkImplementation } from '@opensym/sandbox/compiler'
 import { ApiError, invalid } from '../errors.js'
 import { mappers, type KindMapper } from './mappers.js'
-import { existingIds, referrersOf } from './references.js'
+import { existingIds, referrersOf, secretSettingsReferrers } from './references.js'
 
 type AnyMapper = KindMapper<EntityKind, never>
 type Json = Record<string, unknown>
@@ -103,7 +103,7 @@ export class EntityService {
     await this.write(kind, async (tx) => {
       const [row] = await this.load(tx, kind, { orgId: p.orgId, id })
       if (!row) throw notFound(kind, id)
-      const referrers = await referrersOf(tx, REFERENCES, kind, id)
+      const referrers = [...(await referrersOf(tx, REFERENCES, kind, id)), ...(kind === 'secret' ? await secretSettingsReferrers(tx, p.orgId, id) : [])]
       if (referrers.length) {
         const errors = referrers.map((r) => ({ field: 'id', message: `in use by ${resources[r.kind].title}${r.slug ? ` "${r.slug}"` : ''} (${r.id})` }))
         throw new ApiError('IN_USE', `${describe(kind, row)} cannot be deleted while it is in use: ${errors.map((e) => e.message.replace(/^in use by /, '')).join(', ')}`, errors)
