@@ -130,7 +130,7 @@ export class SlackHandlers {
       ...OK,
       after: async () => {
         const client = this.clients.forToken(inst.token)
-        const who = await resolveSlackActor(this.db, client, inst, cmd.user_id)
+        const who = await resolveSlackActor(this.db, client, inst, cmd.user_id, this.clock())
         if (!who.ok) {
           await this.tell(inst, `cmd-${cmd.trigger_id}`, cmd.channel_id, cmd.user_id, who.reason)
           return
@@ -195,7 +195,7 @@ export class SlackHandlers {
     let acted = false
     const first = await once(this.db, key, { orgId: inst.orgId, runId, teamId: inst.teamId, channel, slackUser: p.user.id }, async () => {
       acted = true
-      const who = await resolveSlackActor(this.db, client, inst, p.user.id)
+      const who = await resolveSlackActor(this.db, client, inst, p.user.id, this.clock())
       if (!who.ok) {
         reply = this.refuse(inst, key, channel, p.user.id, who.reason)
         return
@@ -217,7 +217,7 @@ export class SlackHandlers {
 
   private async viewSubmission(inst: Installation, p: ViewSubmission): Promise<SlackReply> {
     const client = this.clients.forToken(inst.token)
-    const who = await resolveSlackActor(this.db, client, inst, p.user.id)
+    const who = await resolveSlackActor(this.db, client, inst, p.user.id, this.clock())
     const meta = decodeMetadata(p.view.private_metadata)
     const values = p.view.state.values as StateValues
     if (p.view.callback_id === CALLBACK_SELECT_FLOW) {
@@ -256,7 +256,7 @@ export class SlackHandlers {
     const meta = decodeMetadata(p.view?.private_metadata)
     const field = p.block_id.replace(/^field:/, '')
     if (!this.deps.prefetch || !meta.flowId) return { status: 200, body: { options: [] } }
-    const who = await resolveSlackActor(this.db, this.clients.forToken(inst.token), inst, p.user.id)
+    const who = await resolveSlackActor(this.db, this.clients.forToken(inst.token), inst, p.user.id, this.clock())
     if (!who.ok) return { status: 200, body: { options: [] } }
     let options: Awaited<ReturnType<PrefetchOptions>>
     try {
