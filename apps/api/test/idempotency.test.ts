@@ -8,7 +8,7 @@ import { ABANDONED_CLAIM_MS, IDEMPOTENCY_KEY_TTL_MS, requestHash } from '../src/
 import auth from '../src/plugins/auth.js'
 import dbPlugin from '../src/plugins/db.js'
 import errors from '../src/plugins/errors.js'
-import idempotency from '../src/plugins/idempotency.js'
+import idempotency, { type IdempotencyOptions } from '../src/plugins/idempotency.js'
 import { bodies } from './graph.js'
 import { call, useApi } from './helpers.js'
 
@@ -208,6 +208,35 @@ describe('errors the client may retry', () => {
   })
 })
 
+describe('a request that takes longer than a claim lasts unrenewed', () => {
+  const ABANDONED_MS = 400
+  let app: FastifyInstance
+  beforeAll(async () => {
+    app = await miniApp({ abandonedClaimMs: ABANDONED_MS })
+  })
+  afterAll(async () => {
+    await app.close()
+  })
+
+  it('keeps its claim while it runs: a retry meanwhile is a 409, never a second run, and then gets the answer', async () => {
+    const key = randomUUID()
+    const request = () => app.inject({ method: 'POST', url: '/slow', headers: { authorization: `Bearer ${h.a.tokens.bot}`, 'idempotency-key': key }, payload: { n: 1 } })
+    const first = request()
+    await vi.waitFor(async () => expect((await keyRow(key)).row).not.toBeNull())
+    // Well past the time after which an unrenewed claim is taken over.
+    await new Promise((r) => setTimeout(r, 3 * ABANDONED_MS))
+    const meanwhile = await request()
+    expect(meanwhile.statusCode).toBe(409)
+    expect(meanwhile.json<ErrorResponse>()).toMatchObject({ code: 'API:IDEMPOTENCY_KEY_IN_PROGRESS', is_retryable: true })
+    slow.finish()
+    expect((await first).json()).toEqual({ run: 1 })
+    const after = await request()
+    expect(after.headers['idempotent-replayed']).toBe('true')
+    expect(after.json()).toEqual({ run: 1 })
+    expect(slow.runs).toBe(1)
+  })
+})
+
 describe('on the Events API', () => {
   it('a retried POST /events/request starts one run', async () => {
     // BullMQ needs a Redis client without keyPrefix: an app of its own, with queues under a prefix of this test's.
@@ -266,15 +295,23 @@ describe('OpenAPI', () => {
   })
 })
 
+/** What `/slow` did: how often it ran; the first run answers once `finish` is called, later ones at once. */
+const slow = { runs: 0, finish: () => {} }
+
 /** The plugin on its own, behind the real auth, with routes that fail the way real ones can. */
-async function miniApp(): Promise<FastifyInstance> {
+async function miniApp(options: IdempotencyOptions = {}): Promise<FastifyInstance> {
   const app = Fastify({ logger: false })
   await app.register(errors)
   await app.register(dbPlugin, { db: h.db, redis: h.redis })
   let attempts = 0
   await app.register(async (scope) => {
     await scope.register(auth)
-    await scope.register(idempotency)
+    await scope.register(idempotency, options)
+    scope.post('/slow', async (_req, reply) => {
+      const run = ++slow.runs
+      if (run === 1) await new Promise<void>((resolve) => (slow.finish = resolve))
+      return reply.code(201).send({ run })
+    })
     scope.post('/echo', async (req, reply) => reply.code(201).send(req.body))
     scope.post('/flaky', async (_req, reply) => {
       if (++attempts === 1) throw new Error('database went away')

@@ -6,6 +6,7 @@
  * - first use: the key is claimed (a row with no response) before the handler runs, and the response is stored
  *   before it is sent, so a retry that sees the response sees it stored;
  * - a retry of the same request replays the stored status and body with `Idempotent-Replayed: true`;
+ * - the claim of a request still running is renewed; only one its process left (it died) is taken over by a retry;
  * - the same key with another request is a 422; a retry while the first request still runs is a retryable 409;
  * - responses the client is told to retry (5xx, 429, `is_retryable` errors) are not stored: the key is released;
  * - requests rejected before the handler (bad body, unknown route) never claim the key.
@@ -25,7 +26,11 @@ export const IDEMPOTENCY_HEADER = 'idempotency-key'
 export const REPLAYED_HEADER = 'idempotent-replayed'
 /** A key is honoured for this long after its first use; later it is free again. */
 export const IDEMPOTENCY_KEY_TTL_MS = 24 * 3600_000
-/** A claim whose request never finished (the process died) can be taken over by a retry after this long. */
+/**
+ * A claim not renewed for this long was left by a process that died, and a retry of the same request may take it
+ * over. A request still running renews its claim every fifth of this, so however long it takes (a Redis outage,
+ * say), no retry runs it a second time meanwhile.
+ */
 export const ABANDONED_CLAIM_MS = 5 * 60_000
 /** Expired keys are deleted at most this often per process, a bounded batch at a time. */
 const SWEEP_INTERVAL_MS = 5 * 60_000
@@ -58,6 +63,14 @@ interface Claim {
   claimedAt?: Date
   /** pending: not yet claimed; claimed: the handler runs; done: stored or released; replayed: answered from the store. */
   phase: 'pending' | 'claimed' | 'done' | 'replayed'
+  /** Renews the claim while the handler runs; `renewing` is the renewal in flight (it moves `claimedAt`). */
+  renewal?: ReturnType<typeof setInterval>
+  renewing?: Promise<void>
+}
+
+export interface IdempotencyOptions {
+  /** How long an unrenewed claim lasts before a retry may take it over. Default {@link ABANDONED_CLAIM_MS}. */
+  readonly abandonedClaimMs?: number
 }
 
 const { sql } = Prisma
@@ -88,7 +101,8 @@ interface KeyRow {
 }
 
 export default fp(
-  async function idempotency(app: FastifyInstance) {
+  async function idempotency(app: FastifyInstance, options: IdempotencyOptions) {
+    const abandonedClaimMs = options.abandonedClaimMs ?? ABANDONED_CLAIM_MS
     const claims = new WeakMap<FastifyRequest, Claim>()
     let lastSweep = 0
     let sweeping: Promise<unknown> | undefined
@@ -98,9 +112,28 @@ export default fp(
       "orgId" = ${req.principal!.orgId}::uuid AND "userId" = ${req.principal!.userId}::uuid AND "key" = ${c.key}
       AND "requestHash" = ${c.digest!} AND "createdAt" = ${c.claimedAt!}::timestamptz AND "responseStatus" IS NULL`
 
+    /** Keeps the claim of a request that still runs from looking abandoned. */
+    function renew(req: FastifyRequest, c: Claim) {
+      c.renewing = (c.renewing ?? Promise.resolve())
+        .then(async () => {
+          if (c.phase !== 'claimed') return
+          const now = new Date()
+          const renewed = await app.db.sql.execute(sql`UPDATE "IdempotencyKey" SET "createdAt" = ${now}::timestamptz WHERE ${ownClaim(req, c)}`)
+          if (renewed > 0) c.claimedAt = now
+        })
+        .catch((err: unknown) => req.log.warn({ err }, 'could not renew the idempotency key claim'))
+    }
+
+    /** Stops renewing; afterwards `claimedAt` is what the row holds. */
+    async function stopRenewing(c: Claim) {
+      clearInterval(c.renewal)
+      await c.renewing
+    }
+
     /** Ends this request's claim without a response, so the client can retry with the key. */
     async function release(req: FastifyRequest, c: Claim) {
       c.phase = 'done'
+      await stopRenewing(c)
       try {
         await app.db.sql.execute(sql`DELETE FROM "IdempotencyKey" WHERE ${ownClaim(req, c)}`)
       } catch (err) {
@@ -168,7 +201,7 @@ export default fp(
       for (let attempt = 0; attempt < CLAIM_ATTEMPTS; attempt++) {
         const now = new Date()
         const expired = new Date(now.getTime() - IDEMPOTENCY_KEY_TTL_MS)
-        const abandoned = new Date(now.getTime() - ABANDONED_CLAIM_MS)
+        const abandoned = new Date(now.getTime() - abandonedClaimMs)
         // Claim a new key, an expired one, or this request's own claim that a dead process left unfinished.
         const claimed = await app.db.sql.execute(sql`
           INSERT INTO "IdempotencyKey" ("orgId", "userId", "key", "method", "path", "requestHash", "createdAt")
@@ -182,6 +215,7 @@ export default fp(
         if (claimed > 0) {
           c.phase = 'claimed'
           c.claimedAt = now
+          c.renewal = setInterval(() => renew(req, c), abandonedClaimMs / 5).unref()
           maybeSweep(now)
           return
         }
@@ -216,6 +250,7 @@ export default fp(
         return payload
       }
       c.phase = 'done'
+      await stopRenewing(c)
       try {
         await app.db.sql.execute(sql`
           UPDATE "IdempotencyKey" SET "responseStatus" = ${reply.statusCode}::int, "responseBody" = ${body.json}::jsonb WHERE ${ownClaim(req, c)}`)
