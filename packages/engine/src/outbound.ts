@@ -10,6 +10,8 @@
  *   RFC 1918, carrier-grade NAT (100.64.0.0/10), benchmarking (198.18.0.0/15) and unique-local IPv6 (fc00::/7).
  *   Self-hosters whose strategies call internal services turn it on; a shared deployment leaves it off.
  *
+ * URLs an org's admins set in settings (the http strategy's `url`, log destinations') follow
+ * {@link SETTINGS_URL_POLICY}: private networks allowed (an org's own receivers live there), the rest as above.
  * URLs the operator configures (OPENSYM_OKTA_BASE_URL, the API URLs in options) are not subject to this.
  */
 import { lookup as dnsLookup, type LookupAddress, type LookupOptions } from 'node:dns'
@@ -22,6 +24,13 @@ export interface OutboundPolicy {
   /** Loopback and private ranges may be reached (link-local and metadata addresses never). */
   readonly allowPrivateNetworks: boolean
 }
+
+/**
+ * The policy of URLs an org's admins set in settings (the http strategy's `url`, a log destination's): they point at
+ * the org's own receivers, often on a private network, so those may be reached; link-local (cloud metadata) and
+ * reserved addresses never, whatever the operator allows flow code.
+ */
+export const SETTINGS_URL_POLICY: OutboundPolicy = { allowPrivateNetworks: true }
 
 /** The policy from `OPENSYM_ALLOW_PRIVATE_NETWORKS` (`true`/`1` allows; default: refused). */
 export function outboundPolicyFromEnv(env: Readonly<Record<string, string | undefined>> = process.env): OutboundPolicy {
@@ -102,6 +111,16 @@ function guardedLookup(policy: OutboundPolicy) {
   }
 }
 
+/**
+ * Keep-alive agents that connect only where `policy` allows (every DNS answer is checked). Agents of their own: a
+ * pooled socket of the global agent may have been opened under no policy. IP-literal hosts are not looked up: check
+ * URLs with {@link checkOutboundUrl} too.
+ */
+export function guardedAgents(policy: OutboundPolicy): { readonly http: HttpAgent; readonly https: HttpsAgent } {
+  const lookup = guardedLookup(policy)
+  return { http: new HttpAgent({ keepAlive: true, lookup }), https: new HttpsAgent({ keepAlive: true, lookup }) }
+}
+
 /** Statuses whose responses have no body (the Response constructor refuses one). */
 const NULL_BODY = new Set([101, 204, 205, 304])
 
@@ -125,8 +144,7 @@ export function failedOnStaleConnection(req: ClientRequest, error: NodeJS.ErrnoE
  */
 export function guardedFetch(policy: OutboundPolicy): typeof fetch {
   const lookup = guardedLookup(policy)
-  // Agents of their own: a pooled keep-alive socket of the global agent may have been opened under no policy.
-  const agents = { http: new HttpAgent({ keepAlive: true, lookup }), https: new HttpsAgent({ keepAlive: true, lookup }) }
+  const agents = guardedAgents(policy)
   const doFetch = async (input: string | URL | Request, init: RequestInit = {}): Promise<Response> => {
     const url = new URL(input instanceof Request ? input.url : input)
     checkOutboundUrl(url, policy)

@@ -300,6 +300,20 @@ describe('http strategy: replies', () => {
     }
     expect(rx.requests).toHaveLength(0)
   })
+
+  it('a url at a link-local (cloud metadata) or reserved address fails without a request, and is not retried', async () => {
+    for (const url of ['http://169.254.169.254/latest/meta-data/', 'http://[fe80::1]/grant', 'http://0.0.0.0:9/grant']) {
+      const error = await failure(() => httpStrategy.escalate(call(url)), StrategyError)
+      expect(error).not.toBeInstanceOf(RetryableStrategyError)
+      expect(error.message).toMatch(/is a link-local, metadata or reserved address$/)
+    }
+    // A name is checked on what it resolves to (localhost, under a policy that refuses loopback, stands in for one).
+    const strict = createHttpStrategy({ network: { allowPrivateNetworks: false } })
+    const named = await failure(() => strict.escalate(call(rx.url.replace('127.0.0.1', 'localhost'))), StrategyError)
+    expect(named).not.toBeInstanceOf(RetryableStrategyError)
+    expect(named.message).toMatch(/localhost resolves to .*, a loopback or private address/)
+    expect(rx.requests).toHaveLength(0)
+  })
 })
 
 describe('parseRetryAfter', () => {

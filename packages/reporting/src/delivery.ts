@@ -12,7 +12,7 @@
  * row the delivery is `dead` until {@link replayDelivery} (admin command). Nothing is skipped or dropped meanwhile.
  */
 import { Prisma, type Db } from '@opensym/db'
-import { Aws, createSecretResolver, silentLogger, type EngineLogger } from '@opensym/engine'
+import { Aws, createSecretResolver, guardedFetch, silentLogger, SETTINGS_URL_POLICY, type EngineLogger } from '@opensym/engine'
 import { backoffMs, deliverBatch, DeliveryError, isDead, scannedTo, takeBatch, type BackoffPolicy, type OutgoingEntry, type RetryPolicy } from './batching.js'
 import { builtinDestinations, type DestinationFactory, type DestinationRecord, type ServiceEndpoints } from './destinations/index.js'
 import { recordDeliveryFailure, recordDeliveryLag } from '@opensym/metrics'
@@ -22,6 +22,7 @@ export interface DeliveryOptions {
   /** AWS clients for the Kinesis, Firehose and S3 destinations (and aws_secrets_manager secrets). Default: `new Aws()`. */
   readonly aws?: Aws
   readonly endpoints?: ServiceEndpoints
+  /** Default: a fetch that never connects to link-local (cloud metadata) or reserved addresses ({@link SETTINGS_URL_POLICY}). */
   readonly fetch?: typeof fetch
   /** Where `env` secret sources read. Default `process.env`. */
   readonly env?: Readonly<Record<string, string | undefined>>
@@ -97,6 +98,8 @@ export class LogDeliverer {
   private readonly backoff: BackoffPolicy
   private readonly retry: RetryPolicy
   private readonly logger: EngineLogger
+  /** Destination URLs come from settings an org's admins set. */
+  private readonly fetch: typeof fetch
 
   constructor(private readonly o: DeliveryOptions) {
     this.db = o.db
@@ -109,6 +112,7 @@ export class LogDeliverer {
     this.backoff = o.backoff ?? { baseMs: 1000, maxMs: 300_000 }
     this.retry = { partialRetries: 3, partialBackoffMs: 100, maxInlineWaitMs: 5000, ...o.retry }
     this.logger = o.logger ?? silentLogger
+    this.fetch = o.fetch ?? guardedFetch(SETTINGS_URL_POLICY)
   }
 
   /** Sends the next batch of one destination, if any is due; see {@link PumpOutcome}. */
@@ -167,7 +171,7 @@ export class LogDeliverer {
         secret: createSecretResolver({ db: this.db.sql, orgId: d.orgId, aws: this.aws, env: this.o.env }),
         aws: this.aws,
         endpoints: this.o.endpoints ?? {},
-        fetch: this.o.fetch ?? fetch,
+        fetch: this.fetch,
         now: this.now,
         timeoutMs: this.o.timeoutMs ?? 10_000,
       })

@@ -234,6 +234,17 @@ describe('log delivery', () => {
     expect((await db.logDelivery.findUniqueOrThrow({ where: { destinationId: down.id } })).failures).toBe(0)
   })
 
+  it('never connects to a link-local (cloud metadata) address a destination names: it fails, saying why', async () => {
+    const f = await orgFixture(db, 'logs-metadata')
+    const metadata = await destination(db, f.org.id, [f.env.id], { type: 'http', settings: { url: 'http://169.254.169.254/latest/meta-data/' } })
+    await auditedRuns(db, f, f.env.id, 1)
+    await start({ maxAttempts: 1000 })
+    await waitFor('the delivery failed', async () => ((await db.logDelivery.findUnique({ where: { destinationId: metadata.id } }))?.failures ?? 0) >= 1)
+    const [status] = await deliveryStatus(db, { orgId: f.org.id, destination: metadata.slug })
+    expect(status).toMatchObject({ deliveredSeq: 0n })
+    expect(status!.lastError).toMatch(/169\.254\.169\.254 is a link-local, metadata or reserved address/)
+  })
+
   it('re-sends only the records a Firehose or Kinesis batch refused', async () => {
     const f = await orgFixture(db, 'logs-partial')
     const direct = await integration(db, f.org.id, 'permission_context', { region: 'us-east-1' })

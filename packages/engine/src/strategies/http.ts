@@ -12,12 +12,14 @@
  * - 408, 429, 5xx, timeouts and connection errors → {@link RetryableStrategyError}, `retryAfterMs` from `Retry-After`.
  * - any other status (other 4xx, 3xx: redirects are not followed) → {@link StrategyError} naming the status and an
  *   excerpt of the body.
+ * - a `url` that is, or resolves to, a link-local (cloud metadata) or reserved address → {@link StrategyError}, nothing
+ *   sent ({@link SETTINGS_URL_POLICY}).
  * The http target cannot be read back: no `isGranted`.
  */
 import { createHmac } from 'node:crypto'
-import { Agent as HttpAgent, request as httpRequest, type IncomingHttpHeaders } from 'node:http'
-import { Agent as HttpsAgent, request as httpsRequest } from 'node:https'
-import { failedOnStaleConnection } from '../outbound.js'
+import { request as httpRequest, type IncomingHttpHeaders } from 'node:http'
+import { request as httpsRequest } from 'node:https'
+import { checkOutboundUrl, failedOnStaleConnection, guardedAgents, outboundBlocked, SETTINGS_URL_POLICY, type OutboundPolicy } from '../outbound.js'
 import { RetryableStrategyError, StrategyError, type Strategy, type StrategyCall, type StrategyOutput } from '../strategy.js'
 
 export const HTTP_USER_AGENT = 'OpenSym-HTTP-Strategy/1'
@@ -40,6 +42,8 @@ export interface HttpStrategyOptions {
   readonly defaultTimeoutMs?: number
   /** The clock for `X-Sym-Timestamp` and HTTP-date `Retry-After` values. */
   readonly now?: () => number
+  /** Where `settings.url` may point. Default {@link SETTINGS_URL_POLICY}: never link-local, metadata or reserved addresses. */
+  readonly network?: OutboundPolicy
 }
 
 /** The signature of a body at a time: `sha256=<hex HMAC-SHA256(secret, "<timestamp>.<body>")>`. */
@@ -121,7 +125,7 @@ interface Reply {
  * request goes again at once on a new connection, once ({@link failedOnStaleConnection}; the payload's
  * Idempotency-Key covers a receiver that did get it).
  */
-function post(agents: { http: HttpAgent; https: HttpsAgent }, url: URL, headers: Record<string, string>, body: string, signal: AbortSignal, limit: number, resent = false): Promise<Reply> {
+function post(agents: ReturnType<typeof guardedAgents>, url: URL, headers: Record<string, string>, body: string, signal: AbortSignal, limit: number, resent = false): Promise<Reply> {
   const https = url.protocol === 'https:'
   return new Promise<Reply>((resolve, reject) => {
     let replied = false
@@ -202,7 +206,8 @@ function causeText(error: unknown): string {
 export function createHttpStrategy(options: HttpStrategyOptions = {}): Strategy {
   const defaultTimeoutMs = options.defaultTimeoutMs ?? DEFAULT_TIMEOUT_SECONDS * 1000
   const now = options.now ?? Date.now
-  const agents = { http: new HttpAgent({ keepAlive: true }), https: new HttpsAgent({ keepAlive: true }) }
+  const network = options.network ?? SETTINGS_URL_POLICY
+  const agents = guardedAgents(network)
 
   async function send(step: 'escalate' | 'deescalate', call: StrategyCall): Promise<StrategyOutput> {
     const settings = readSettings(call, defaultTimeoutMs)
@@ -241,8 +246,12 @@ export function createHttpStrategy(options: HttpStrategyOptions = {}): Strategy 
 
     let reply: Reply
     try {
+      checkOutboundUrl(settings.url, network)
       reply = await post(agents, settings.url, headers, rawBody, signal, MAX_RESPONSE_BYTES)
     } catch (error) {
+      // A destination the policy refuses stays refused: a configuration error, not one to retry.
+      const blocked = outboundBlocked(error)
+      if (blocked) throw new StrategyError(`${where}: ${blocked.message}`, undefined, { cause: error })
       return failed(error)
     }
     const { status, text, truncated } = reply
