@@ -52,6 +52,7 @@ import {
   abort,
   api,
   checkInterrupted,
+  cpuCalibrationMs,
   createFlowGraph,
   dropDatabase,
   loadBodies,
@@ -147,10 +148,15 @@ async function main() {
     const stack = { signals, server, baseUrl, token, orgSlug, runTag, call, bodies, graph, poolSize, startupRssMb, cleanups, databaseUrl, redisUrl: services.redisUrl, queuePrefix };
 
     console.log(machineLine(loadBefore));
+    const speedBefore = await cpuCalibrationMs();
+    console.log(`machine speed: a fixed JavaScript task takes ${speedBefore.toFixed(0)} ms (fastest of 3 fresh processes; compare runs only at similar speeds)`);
     for (const name of sections) {
       checkInterrupted(signals);
       await SECTIONS[name].run(stack, configs[name]);
     }
+    const speedAfter = await cpuCalibrationMs();
+    const drift = (speedAfter / speedBefore - 1) * 100;
+    console.log(`\nmachine speed after the sections: ${speedAfter.toFixed(0)} ms (${speedBefore.toFixed(0)} ms before; ${drift >= 0 ? '+' : ''}${drift.toFixed(0)} %${Math.abs(drift) > 15 ? ': the machine changed speed during the run, the figures moved with it' : ''})`);
   } catch (err) {
     if (signals.signal) say(`interrupted by ${signals.signal}`);
     else {

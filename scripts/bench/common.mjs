@@ -301,6 +301,27 @@ export function machineLine(loadBefore) {
   return `machine: nproc ${os.availableParallelism()} (${model}), ${(os.totalmem() / 2 ** 30).toFixed(1)} GiB RAM, node ${process.version}, ${os.type()} ${os.release()}; load average before the run ${loadBefore.map((l) => l.toFixed(2)).join(' ')} (other work on the machine skews the figures)`;
 }
 
+/**
+ * A fixed, allocation-heavy JavaScript task (maps of small objects and strings, like the services' request paths)
+ * timed in fresh Node processes, fastest of `runs`. This machine's speed drifts (shared host): figures of runs whose
+ * calibration differs are not comparable, and a change in it between the start and the end of a run says the
+ * figures in between moved with the machine.
+ */
+export async function cpuCalibrationMs(runs = 3) {
+  const task = `let h = 0; const t = performance.now();
+    for (let r = 0; r < 3; r++) { const m = new Map(); for (let i = 0; i < 150000; i++) m.set('k' + i, { i, s: String(i * 7) });
+      for (const [k, v] of m) h = (h + k.length + v.s.length + v.i) | 0 }
+    process.stdout.write(String(performance.now() - t) + ' ' + h)`;
+  const times = [];
+  for (let i = 0; i < runs; i++) {
+    const out = await new Promise((resolvePromise, reject) =>
+      execFile(process.execPath, ['-e', task], { timeout: 60_000 }, (err, stdout) => (err ? reject(err) : resolvePromise(stdout))),
+    );
+    times.push(Number(String(out).split(' ')[0]));
+  }
+  return Math.min(...times);
+}
+
 export async function dropDatabase(pg, serverUrl, name) {
   const client = new pg.Client({ connectionString: withDatabase(serverUrl, 'postgres'), connectionTimeoutMillis: 10_000, statement_timeout: 30_000 });
   await client.connect();
