@@ -143,7 +143,6 @@ export function failedOnStaleConnection(req: ClientRequest, error: NodeJS.ErrnoE
  * `Idempotency-Key`, that meets a stale pooled connection is sent again on a new one ({@link failedOnStaleConnection}).
  */
 export function guardedFetch(policy: OutboundPolicy): typeof fetch {
-  const lookup = guardedLookup(policy)
   const agents = guardedAgents(policy)
   const doFetch = async (input: string | URL | Request, init: RequestInit = {}): Promise<Response> => {
     const url = new URL(input instanceof Request ? input.url : input)
@@ -159,7 +158,7 @@ export function guardedFetch(policy: OutboundPolicy): typeof fetch {
     const attempt = (resent: boolean): Promise<Response> =>
       new Promise<Response>((resolve, reject) => {
         let replied = false
-        const req = send(url, { method, headers, lookup, agent: https ? agents.https : agents.http, ...(init.signal ? { signal: init.signal } : {}) }, (res: IncomingMessage) => {
+        const req = send(url, { method, headers, agent: https ? agents.https : agents.http, ...(init.signal ? { signal: init.signal } : {}) }, (res: IncomingMessage) => {
           replied = true
           const out = new Headers()
           for (let i = 0; i + 1 < res.rawHeaders.length; i += 2) out.append(res.rawHeaders[i]!, res.rawHeaders[i + 1]!)

@@ -1,8 +1,8 @@
 /**
  * The Slack app's endpoints, in a context of their own (outside bearer auth: Slack signs instead). Its content-type
  * parsers keep the raw bytes, which the v0 signature is verified on before anything is parsed or looked up; a bad
- * or stale signature, or a command or interaction received before (a replay), is a 401 and changes nothing. The handlers are @opensym/slack's; work they defer runs after
- * the acknowledgement is sent (Slack's 3 seconds).
+ * or stale signature, or a command or interaction received before (a replay), is a 401 and changes nothing. The
+ * handlers are @opensym/slack's; work they defer runs after the acknowledgement is sent (Slack's 3 seconds).
  *
  * Flow code the handlers need (prefetch reducers for external selects, the flows filter's `getFlows` for `/sym`, a
  * flow's `onPrompt`/`afterPrompt` hooks around its form) runs in a FlowRuntime of this process, made only here, when
@@ -22,9 +22,9 @@ import {
   SlackOAuth,
   SlackQueue,
   slackManifest,
+  SLACK_REPLAY_WINDOW_SECONDS,
   TokenCipher,
   verifySlackSignature,
-  SLACK_REPLAY_WINDOW_SECONDS,
   type FlowsFilter,
   type PrefetchOptions,
   type PromptHook,
