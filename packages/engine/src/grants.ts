@@ -5,7 +5,6 @@
 import { createHash, randomUUID } from 'node:crypto'
 import { Prisma, type Run, type Sql } from '@opensym/db'
 import { canonicalJson } from './audit.js'
-import { prefixedRun, runColumnsPrefixed } from './store.js'
 import type { StrategySnapshot, TargetSnapshot } from './strategy.js'
 
 /**
@@ -29,11 +28,15 @@ export interface LockedGrant {
   readonly identity: string
 }
 
+/** What escalating reads of the run under its lock: where it stands, and how long its access lasts. */
+export type LockedRun = Pick<Run, 'id' | 'version' | 'status' | 'durationSeconds'>
+type LockedRunRow = { runVersion: number; runStatus: Run['status']; runDurationSeconds: number | null }
+
 /**
  * Creates the grant row if needed and locks it until the transaction ends — calls for one grant never overlap — then
  * locks the run `runId` and its event `eventId` (the order every step locks them in: grant, run, event), returning
- * the grant and the run as committed now, and the event's status (whether it is still pending under these locks).
- * One round trip: an insert that, on conflict, "updates" the existing row to itself, which locks it like `FOR UPDATE`
+ * the grant, the run as committed now ({@link LockedRun}) and the event's status (whether it is still pending under
+ * these locks). One round trip: an insert that, on conflict, "updates" the existing row to itself, which locks it like `FOR UPDATE`
  * (waiting for a holder to commit); the run and the event are locked above the join that needs the grant's row, so
  * only after it, and as they are after any wait (a locked row is read again once its holder commits).
  */
@@ -45,19 +48,24 @@ export async function lockGrantByKey(
   identity: string,
   runId: string,
   eventId: string,
-): Promise<{ grant: LockedGrant; run: Run; eventPending: boolean }> {
-  const [row] = await tx.query<LockedGrant & { eventStatus: string } & Record<string, unknown>>(Prisma.sql`
+): Promise<{ grant: LockedGrant; run: LockedRun; eventPending: boolean }> {
+  const [row] = await tx.query<LockedGrant & LockedRunRow & { eventStatus: string }>(Prisma.sql`
     WITH g AS (
       INSERT INTO "Grant" ("id", "orgId", "key", "strategyType", "identity", "updatedAt")
       VALUES (${randomUUID()}::uuid, ${orgId}::uuid, ${key}, ${strategyType}, ${identity}, now())
       ON CONFLICT ("orgId", "key") DO UPDATE SET "key" = EXCLUDED."key"
       RETURNING "id", "applied", "identity"
     )
-    SELECT g."id", g."applied", g."identity", ${runColumnsPrefixed('r', 'run_')}, ev."status"::text AS "eventStatus"
+    SELECT g."id", g."applied", g."identity", r."version" AS "runVersion", r."status"::text AS "runStatus", r."durationSeconds" AS "runDurationSeconds",
+           ev."status"::text AS "eventStatus"
     FROM g JOIN "Run" r ON r."id" = ${runId}::uuid JOIN "RunEvent" ev ON ev."id" = ${eventId}::uuid AND ev."runId" = r."id"
     FOR UPDATE OF r, ev`)
   if (!row) throw new Error(`grant ${key}, run ${runId} or its event ${eventId} vanished while being locked`)
-  return { grant: { id: row.id, applied: row.applied, identity: row.identity }, run: prefixedRun(row, 'run_'), eventPending: row.eventStatus === 'pending' }
+  return {
+    grant: { id: row.id, applied: row.applied, identity: row.identity },
+    run: { id: runId, version: row.runVersion, status: row.runStatus, durationSeconds: row.runDurationSeconds },
+    eventPending: row.eventStatus === 'pending',
+  }
 }
 
 export async function lockGrant(tx: Sql, grantId: string): Promise<LockedGrant> {

@@ -138,6 +138,9 @@ const ORDER_RETRY_MS = 100
 /** A run as a step reads it first: with its requester's names and its lease, if any. */
 type RunToChange = Run & { requesterEmail: string | null; requesterUsername: string; leaseId: string | null; leaseGrantId: string | null }
 
+/** The run's large columns that the entry input's columns select already (as `snapshot` and `runFields`): read once. */
+const RUN_COLUMNS_IN_ENTRY: ReadonlySet<string> = new Set(['snapshot', 'fields'])
+
 /** What a step reads first, in one round trip ({@link StepRunner.readStep}). */
 interface StepInput {
   readonly event: RunEvent
@@ -285,7 +288,7 @@ export class StepRunner {
    */
   private async readStep(eventId: string): Promise<StepInput | undefined> {
     const [row] = await this.db.sql.query<Record<string, unknown> & EntryInputRow & { earlier: number; actorType: 'normal' | 'bot' | null; actorRole: 'admin' | 'member' | 'guest' | null }>(sql`
-      SELECT ${runEventColumns('e')}, ${runColumnsPrefixed('r', 'run_')}, ${Prisma.raw(ENTRY_INPUT_EXTRA_COLUMNS)},
+      SELECT ${runEventColumns('e')}, ${runColumnsPrefixed('r', 'run_', RUN_COLUMNS_IN_ENTRY)}, ${Prisma.raw(ENTRY_INPUT_EXTRA_COLUMNS)},
              (SELECT count(*)::int FROM "RunEvent" p WHERE p."runId" = e."runId" AND p."seq" < e."seq" AND p."status" = 'pending') AS "earlier",
              ru."email" AS "requesterEmail", ru."username" AS "requesterUsername", l."id" AS "leaseId", l."grantId" AS "leaseGrantId",
              a."type"::text AS "actorType", a."role"::text AS "actorRole"
@@ -294,6 +297,8 @@ export class StepRunner {
     if (!row) return undefined
     const run: RunToChange = {
       ...prefixedRun(row, 'run_'),
+      snapshot: row.snapshot as Run['snapshot'],
+      fields: row.runFields as Run['fields'],
       requesterEmail: row.requesterEmail as string | null,
       requesterUsername: row.requesterUsername as string,
       leaseId: row.leaseId as string | null,

@@ -18,9 +18,17 @@ const columnList = (fields: Record<string, string>) => (alias?: string) => raw(O
 export const runColumns = columnList(Prisma.RunScalarFieldEnum)
 export const runEventColumns = columnList(Prisma.RunEventScalarFieldEnum)
 
-/** Every column of the run as `<prefix><column>` (`r."id" AS "run_id", …`), for a read that selects another model's too. */
-export const runColumnsPrefixed = (alias: string, prefix: string) =>
-  raw(Object.values(Prisma.RunScalarFieldEnum).map((c) => `${alias}."${c}" AS "${prefix}${c}"`).join(', '))
+/**
+ * Every column of the run as `<prefix><column>` (`r."id" AS "run_id", …`), for a read that selects another model's
+ * too; but those in `except`, which the read selects under other names already (the caller puts them in the run).
+ */
+export const runColumnsPrefixed = (alias: string, prefix: string, except: ReadonlySet<string> = new Set()) =>
+  raw(
+    Object.values(Prisma.RunScalarFieldEnum)
+      .filter((c) => !except.has(c))
+      .map((c) => `${alias}."${c}" AS "${prefix}${c}"`)
+      .join(', '),
+  )
 
 /** The run of a row read with {@link runColumnsPrefixed}. */
 export function prefixedRun(row: Readonly<Record<string, unknown>>, prefix: string): Run {

@@ -2,7 +2,7 @@
  * Bearer-token authentication for everything under /api/v1. A token belongs to one user of one org; the
  * principal it yields scopes every query. Only the token's SHA-256 is looked up; the token is never logged.
  */
-import { findTokenPrincipal, touchToken } from '@opensym/db'
+import { findTokenPrincipal, touchToken, type TokenPrincipal } from '@opensym/db'
 import { canReadEntities, canWriteEntities, hashToken, tokenRejection, type Principal } from '@opensym/domain'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
@@ -46,11 +46,23 @@ export default fp(
     app.decorateRequest('principal', null)
     // Concurrent requests with one token would each send the same lastUsedAt update; one per process suffices.
     const touched = new Map<string, number>()
+    // Requests that come with a token whose lookup is in flight share its answer (a bot sends many at once): one
+    // statement instead of one each. The answer is at most that lookup's age older than theirs, as if they had come
+    // that moment earlier; a revocation is seen by every lookup that starts after it commits.
+    const lookups = new Map<string, Promise<TokenPrincipal | undefined>>()
+    const lookup = (tokenHash: string): Promise<TokenPrincipal | undefined> => {
+      let pending = lookups.get(tokenHash)
+      if (!pending) {
+        pending = findTokenPrincipal(app.db, tokenHash).finally(() => lookups.delete(tokenHash))
+        lookups.set(tokenHash, pending)
+      }
+      return pending
+    }
     app.addHook('onRequest', async (req) => {
       const header = req.headers.authorization
       const match = header ? /^Bearer\s+(\S+)\s*$/i.exec(header) : null
       if (!match) throw new ApiError('UNAUTHENTICATED', UNAUTHENTICATED_HINT)
-      const token = await findTokenPrincipal(app.db, hashToken(match[1]!))
+      const token = await lookup(hashToken(match[1]!))
       const now = new Date()
       const rejection = token ? tokenRejection(token, now) : undefined
       if (!token || rejection || token.userDeactivatedAt) {
