@@ -28,7 +28,7 @@ import {
   type HookStep,
   type Step,
 } from '@opensym/domain'
-import { buildLogEntry, ENTRY_INPUT_COLUMNS, ENTRY_INPUT_EXTRA_COLUMNS, ENTRY_INPUT_JOINS, entryInputOf, type EntryInputRow, type LoadedEntryInput } from './audit.js'
+import { asRecord, buildLogEntry, completedEntryInput, ENTRY_INPUT_COLUMNS, ENTRY_INPUT_EXTRA_COLUMNS, ENTRY_INPUT_JOINS, entryInputOf, type EntryInputRow, type LoadedEntryInput } from './audit.js'
 import { flowParams, readSnapshot } from './flows.js'
 import { grantKey, lockGrant, lockGrantByKey } from './grants.js'
 import { resolveIdentity, type IdentityReducer } from './identities.js'
@@ -198,6 +198,32 @@ export async function removeAccess(strategy: Strategy, call: StrategyCall): Prom
 }
 
 /**
+ * What the step after `input`'s would read first ({@link StepRunner.readStep}), made from `input`, the outcome it
+ * completed with and what its statement returned ({@link Completed.after}) instead of read again. Only when nothing
+ * was appended between the two events (the next one's seq follows) and nothing before was pending, and the next event
+ * has the same actor (an escalation is its approver's): then the next event's audit entry is made of the same run
+ * and org, and its actors are this event's, completed, followed by the next one's own.
+ */
+function followingInput(input: StepInput, outcome: Parameters<typeof completedEntryInput>[1], after: NonNullable<Completed['after']>): StepInput | undefined {
+  const { next } = after
+  if (input.earlier > 0 || next.seq !== input.event.seq + 1 || next.actorId !== input.event.actorId || next.status !== 'pending') return undefined
+  const completed = completedEntryInput(input.entry, outcome)
+  const actor = input.entry.event.actor
+  return {
+    event: next,
+    run: { ...input.run, ...after.run },
+    snapshot: input.snapshot,
+    entry: {
+      ...completed,
+      event: { id: next.id, name: next.name, channel: next.channel, status: next.status, error: next.error, fields: asRecord(next.fields), timestamp: next.createdAt, actor },
+      actors: actor ? [...completed.actors, { step: next.name, user: actor }] : completed.actors,
+    },
+    actor: input.actor,
+    earlier: 0,
+  }
+}
+
+/**
  * Whether the flow has code to run at `step` (its `on…` or `after…` hook, or for a request a routing reducer). A
  * flow that compiled and exports none of them behaves as no flow code at all; a Python or failing implementation, or
  * a run whose snapshot has no source, goes the whole way (its warning or failure is the step's).
@@ -254,7 +280,12 @@ export class StepRunner {
 
   /** Processes the pending event `eventId`, whatever its step. */
   async processEvent(eventId: string, ctx: StepContext): Promise<StepResult> {
-    let input = await this.readStep(eventId)
+    return this.process(eventId, await this.readStep(eventId), ctx)
+  }
+
+  /** Processes the event `eventId` as `first` read it (undefined: it is gone). */
+  private async process(eventId: string, first: StepInput | undefined, ctx: StepContext): Promise<StepResult> {
+    let input = first
     if (!input || input.event.status !== 'pending') return 'noop'
     if (input.earlier > 0) {
       await this.waitForEarlier(input.event, true)
@@ -336,9 +367,10 @@ export class StepRunner {
    * Processes the event a step just appended (escalate after an approval, a hook's decision) in this job rather than
    * a job of its own: one job less per run. If it fails, its own queue's job takes over, with its retries.
    */
-  private async continueWith(next: { readonly step: EventStep; readonly id: string }, ctx: StepContext): Promise<void> {
+  private async continueWith(next: { readonly step: EventStep; readonly id: string; readonly input?: StepInput }, ctx: StepContext): Promise<void> {
     try {
-      await this.inline(next.step, () => this.processEvent(next.id, { attempt: 1, maxAttempts: ctx.maxAttempts }))
+      const nextCtx = { attempt: 1, maxAttempts: ctx.maxAttempts }
+      await this.inline(next.step, async () => this.process(next.id, next.input ?? (await this.readStep(next.id)), nextCtx))
     } catch (e) {
       this.logger.debug({ err: e, eventId: next.id }, `${next.step} goes to its queue`)
       await this.bestEffort(`queue the ${next.step}`, () => this.queues.enqueueEvent(next.step, next.id, e instanceof NotYet ? e.delayMs : this.queues.firstRetryMs))
@@ -488,13 +520,17 @@ export class StepRunner {
         return { result: done ? ('refused' as const) : ('noop' as const) }
       }
       const next = nextStep(step, hasStrategy)
-      const done = await this.complete(this.db.sql, event.id, { status: 'success', completedAt: now, attempts: ctx.attempt, addFields: decided.fields }, {
+      const completion = { status: 'success' as const, completedAt: now, attempts: ctx.attempt, addFields: decided.fields }
+      const done = await this.complete(this.db.sql, event.id, completion, {
         run: { ...run, to: allowed.to, data: { decidedAt: now, ...(isFinished(allowed.to, hasStrategy) ? { endedAt: now } : {}) } },
         // Escalate is the approver's too (Sym: its actor is the approve actor).
         ...(next ? { next: { run: input.run, name: next, actorId: event.actorId, channel: event.channel } } : {}),
       }, input.entry)
       if (!done) return { result: 'noop' as const }
-      return { result: 'done' as const, next: next && done.nextEventId ? { step: next as EventStep, id: done.nextEventId } : undefined }
+      return {
+        result: 'done' as const,
+        next: next && done.nextEventId ? { step: next as EventStep, id: done.nextEventId, input: done.after && followingInput(input, completion, done.after) } : undefined,
+      }
     })
     if (outcome.result !== 'noop') await this.announce(event.id)
     if (outcome.result === 'done') {

@@ -14,7 +14,13 @@ const { join, raw, sql } = Prisma
  * are those model queries return, and a statement prepared once per connection keeps its shape across migrations
  * (unlike `*`).
  */
-const columnList = (fields: Record<string, string>) => (alias?: string) => raw(Object.values(fields).map((c) => `${alias ? `${alias}.` : ''}"${c}"`).join(', '))
+const columnList = (fields: Record<string, string>) => (alias?: string, except: ReadonlySet<string> = new Set()) =>
+  raw(
+    Object.values(fields)
+      .filter((c) => !except.has(c))
+      .map((c) => `${alias ? `${alias}.` : ''}"${c}"`)
+      .join(', '),
+  )
 export const runColumns = columnList(Prisma.RunScalarFieldEnum)
 export const runEventColumns = columnList(Prisma.RunEventScalarFieldEnum)
 
@@ -149,7 +155,16 @@ export interface CompleteAlso {
 export interface Completed {
   /** The id of the event appended after it ({@link CompleteAlso.next}). */
   readonly nextEventId: string | undefined
+  /**
+   * In one statement with `also.run` and `also.next`: the appended event as stored, and the run as the statement left
+   * it — but its large columns ({@link LARGE_RUN_COLUMNS}), which a completion never changes.
+   */
+  readonly after?: { readonly next: RunEvent; readonly run: Omit<Run, LargeRunColumn> }
 }
+
+/** The run's columns that a completion never writes and that are large (the caller has them already). */
+export const LARGE_RUN_COLUMNS: ReadonlySet<string> = new Set(['fields', 'context', 'snapshot'] satisfies LargeRunColumn[])
+type LargeRunColumn = 'fields' | 'context' | 'snapshot'
 
 /**
  * Completes a pending event exactly once, with what the step changes on its run and its grant ({@link CompleteAlso}),
@@ -179,6 +194,8 @@ export async function completeEvent(tx: Sql, eventId: string, outcome: EventOutc
     sql`"completedAt" = ${outcome.completedAt}::timestamptz`,
   ]
   const run = also.run
+  // The next event and the run as they are after this statement, for the next step (one read less).
+  const returnsAfter = pending !== undefined && run !== undefined && also.next !== undefined
   const ctes: Prisma.Sql[] = []
   if (pending) {
     // The run first, then the event: the order every step locks them in.
@@ -205,7 +222,7 @@ export async function completeEvent(tx: Sql, eventId: string, outcome: EventOutc
     ctes.push(sql`m AS (
       UPDATE "Run" SET ${join(runSets, ', ')}
       WHERE "id" = ${run.id}::uuid AND "version" = ${run.version} AND "status" = ${run.status}::"RunStatus" AND EXISTS (SELECT 1 FROM e)
-      RETURNING 1)`)
+      RETURNING ${returnsAfter ? runColumns(undefined, LARGE_RUN_COLUMNS) : sql`1`})`)
   }
   const { grant, lease, chain } = also
   if (chain?.links.length) {
@@ -242,10 +259,15 @@ export async function completeEvent(tx: Sql, eventId: string, outcome: EventOutc
     const completed = completedEntryInput(pending, outcome)
     ctes.push(sql`staged AS (${stageAuditSql(completed, buildLogEntry(completed), sql`AND EXISTS (SELECT 1 FROM e)`)})`)
     if (nextInsert) ctes.push(sql`nx AS (${nextInsert})`)
-    const [row] = await tx.query<{ done: number; moved: number | null }>(sql`WITH ${join(ctes, ', ')} SELECT (SELECT count(*)::int FROM e) AS "done", ${moved} AS "moved"`)
+    const after = returnsAfter
+      ? sql`, ${runEventColumns('nx')}, ${runColumnsPrefixed('m', 'run_', LARGE_RUN_COLUMNS)} FROM (SELECT 1) AS one LEFT JOIN nx ON true LEFT JOIN m ON true`
+      : Prisma.empty
+    const [row] = await tx.query<{ done: number; moved: number | null } & Record<string, unknown>>(
+      sql`WITH ${join(ctes, ', ')} SELECT (SELECT count(*)::int FROM e) AS "done", ${moved} AS "moved"${after}`,
+    )
     if (row?.done === 1) {
       if (run && row.moved !== 1) throw new Error(`run ${run.id} was locked at version ${run.version} yet not updated`)
-      return { nextEventId }
+      return returnsAfter && row.id ? { nextEventId, after: { next: eventOf(row), run: prefixedRun(row, 'run_') } } : { nextEventId }
     }
     // Nothing written: the event is done, or the run moved on (a fresh read says which).
     const [now] = await tx.query<{ status: string; version: number; runStatus: string }>(sql`

@@ -8,7 +8,7 @@
 import { createDb, isUniqueViolation, Prisma, type Db } from '@opensym/db'
 import { RecordingStrategy } from '@opensym/engine/testing'
 import type { Redis } from 'ioredis'
-import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest'
+import { afterAll, afterEach, beforeAll, describe, expect, inject, it, vi } from 'vitest'
 import { buildLogEntry, loadEntryInput } from '../src/audit.js'
 import { createHostHandlers } from '../src/host.js'
 import { lockGrantByKey } from '../src/grants.js'
@@ -16,6 +16,7 @@ import { EngineQueues, jobIds, type EventStep } from '../src/queues.js'
 import { FlowRuntime } from '../src/runtime.js'
 import { RunService } from '../src/service.js'
 import { completeEvent, lockRun, RunChangedError } from '../src/store.js'
+import { StepRunner } from '../src/steps.js'
 import { startEngineWorker, type EngineWorker } from '../src/worker.js'
 import { createFlow, eventually, orgWithPrincipals, queuePrefix, redisClient, type FlowFixture, type OrgPrincipals } from './fixtures.js'
 
@@ -191,6 +192,31 @@ describe('the worker', () => {
     ])
     expect(strategy.callsOf('escalate', run_id)).toHaveLength(1)
     expect(enqueued.filter(([, id]) => r.events.some((e) => e.id === id))).toEqual([])
+  })
+
+  it('escalates with what the approval read and wrote, reading nothing again: the payload and entry a fresh read makes', async () => {
+    const readStep = vi.spyOn(StepRunner.prototype as unknown as { readStep: (eventId: string) => Promise<unknown> }, 'readStep')
+    try {
+      // A flow of its own: its target is granted to nobody yet, so the strategy is called.
+      const own = await createFlow(db, o.org.id)
+      const { run_id } = await service.createRequest(o.bot, { flow_srn: own.flowSlug, flow_inputs: inputs(own), user_email: 'member@example.com' })
+      await service.decide(o.admin, 'approve', { run_id, decision_message: 'go' })
+      const r = await settled(run_id, 'escalated')
+      const [request, approve, escalate] = r.events
+      const read = readStep.mock.calls.map(([id]) => id)
+      expect(read).toContain(request!.id)
+      expect(read).toContain(approve!.id)
+      expect(read).not.toContain(escalate!.id)
+      // The entry of the escalation as its row reads now, and as the strategy got it while it was pending.
+      const expected = JSON.parse(JSON.stringify(buildLogEntry(await loadEntryInput(db.sql, escalate!.id))))
+      await eventually(async () => (await staged(escalate!.id)) ?? (await db.auditEntry.findUnique({ where: { eventId: escalate!.id } }))?.entry, 5000, 'the escalate entry')
+      expect((await staged(escalate!.id)) ?? (await db.auditEntry.findUniqueOrThrow({ where: { eventId: escalate!.id } })).entry).toEqual(expected)
+      const [call] = strategy.callsOf('escalate', run_id)
+      expect(JSON.parse(JSON.stringify(call!.payload))).toEqual({ ...expected, event: { ...expected.event, timestamp: escalate!.createdAt.toISOString() }, state: expect.anything() })
+      expect(Object.keys(expected.run.actors)).toEqual(['request', 'approve', 'escalate'])
+    } finally {
+      readStep.mockRestore()
+    }
   })
 
   it('without a notifier, posts the first link with the request; a chain with timeouts still forwards and expires', async () => {
