@@ -198,9 +198,11 @@ export async function completeEvent(tx: Sql, eventId: string, outcome: EventOutc
   const returnsAfter = pending !== undefined && run !== undefined && also.next !== undefined
   const ctes: Prisma.Sql[] = []
   if (pending) {
-    // The run first, then the event: the order every step locks them in.
+    // The run first, then the event: the order every step locks them in. The run by its id too: the statement is
+    // prepared once for every run, and its generic plan may otherwise look runs up by status and version (an index
+    // scan over every run in that status) rather than by the event's run.
     ctes.push(sql`ok AS (
-      SELECT 1 FROM ${run ? sql`"Run" r JOIN "RunEvent" ev ON ev."runId" = r."id" AND r."version" = ${run.version} AND r."status" = ${run.status}::"RunStatus"` : sql`"RunEvent" ev`}
+      SELECT 1 FROM ${run ? sql`"Run" r JOIN "RunEvent" ev ON ev."runId" = r."id" AND r."id" = ${run.id}::uuid AND r."version" = ${run.version} AND r."status" = ${run.status}::"RunStatus"` : sql`"RunEvent" ev`}
       WHERE ev."id" = ${eventId}::uuid AND ev."status" = 'pending' FOR UPDATE)`)
   }
   // Every other write is guarded by the event's update (`EXISTS (SELECT 1 FROM e)`): nothing happens for an event
