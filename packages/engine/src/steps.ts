@@ -37,7 +37,7 @@ import type { EngineQueues, EventStep } from './queues.js'
 import { DEFAULT_PERMISSION_DATA, defaultNotifications, type EventCall, type FlowRuntime, type Routing } from './runtime.js'
 import { logReporter, silentLogger, systemClock, type Clock, type EngineLogger, type ErrorReporter } from './seams.js'
 import type { RunSnapshot } from './snapshot.js'
-import { appendEvent, completeEvent, eventOf, lockRun, prefixedRun, RunChangedError, runColumnsPrefixed, runEventColumns, scheduledDeescalateIdSql, type CompleteAlso, type Completed, type EventOutcome } from './store.js'
+import { appendEvent, completeEvent, eventOf, lockRun, RunChangedError, runEventColumns, scheduledDeescalateIdSql, type CompleteAlso, type Completed, type EventOutcome } from './store.js'
 import { RetryableStrategyError, StrategyError, type SecretResolver, type Strategy, type StrategyCall, type StrategyOutput, type StrategyRegistry, type Subject } from './strategy.js'
 
 const { sql } = Prisma
@@ -135,11 +135,17 @@ const ORDER_WAITS_MS = [5, 10, 20, 40] as const
 /** Then how soon the job comes back. */
 const ORDER_RETRY_MS = 100
 
-/** A run as a step reads it first: with its requester's names and its lease, if any. */
-type RunToChange = Run & { requesterEmail: string | null; requesterUsername: string; leaseId: string | null; leaseGrantId: string | null }
+/** The run's columns a step reads first besides those of the entry input (its `snapshot`, read once). */
+const STEP_RUN_COLUMNS = ['id', 'orgId', 'status', 'version', 'requesterId', 'permission'] as const satisfies ReadonlyArray<keyof Run>
+const stepRunColumns = Prisma.raw(STEP_RUN_COLUMNS.map((c) => `r."${c}" AS "run_${c}"`).join(', '))
 
-/** The run's large columns that the entry input's columns select already (as `snapshot` and `runFields`): read once. */
-const RUN_COLUMNS_IN_ENTRY: ReadonlySet<string> = new Set(['snapshot', 'fields'])
+/** A run as a step reads it first: what steps decide on, with its requester's names and its lease, if any. */
+type RunToChange = Pick<Run, (typeof STEP_RUN_COLUMNS)[number] | 'snapshot'> & {
+  requesterEmail: string | null
+  requesterUsername: string
+  leaseId: string | null
+  leaseGrantId: string | null
+}
 
 /** What a step reads first, in one round trip ({@link StepRunner.readStep}). */
 interface StepInput {
@@ -211,7 +217,7 @@ function followingInput(input: StepInput, outcome: Parameters<typeof completedEn
   const actor = input.entry.event.actor
   return {
     event: next,
-    run: { ...input.run, ...after.run },
+    run: { ...input.run, status: after.run.status, version: after.run.version, permission: after.run.permission },
     snapshot: input.snapshot,
     entry: {
       ...completed,
@@ -319,7 +325,7 @@ export class StepRunner {
    */
   private async readStep(eventId: string): Promise<StepInput | undefined> {
     const [row] = await this.db.sql.query<Record<string, unknown> & EntryInputRow & { earlier: number; actorType: 'normal' | 'bot' | null; actorRole: 'admin' | 'member' | 'guest' | null }>(sql`
-      SELECT ${runEventColumns('e')}, ${runColumnsPrefixed('r', 'run_', RUN_COLUMNS_IN_ENTRY)}, ${Prisma.raw(ENTRY_INPUT_EXTRA_COLUMNS)},
+      SELECT ${runEventColumns('e')}, ${stepRunColumns}, ${Prisma.raw(ENTRY_INPUT_EXTRA_COLUMNS)},
              (SELECT count(*)::int FROM "RunEvent" p WHERE p."runId" = e."runId" AND p."seq" < e."seq" AND p."status" = 'pending') AS "earlier",
              ru."email" AS "requesterEmail", ru."username" AS "requesterUsername", l."id" AS "leaseId", l."grantId" AS "leaseGrantId",
              a."type"::text AS "actorType", a."role"::text AS "actorRole"
@@ -327,9 +333,13 @@ export class StepRunner {
       WHERE e."id" = ${eventId}::uuid`)
     if (!row) return undefined
     const run: RunToChange = {
-      ...prefixedRun(row, 'run_'),
+      id: row.run_id as string,
+      orgId: row.run_orgId as string,
+      status: row.run_status as Run['status'],
+      version: row.run_version as number,
+      requesterId: row.run_requesterId as string,
+      permission: row.run_permission as Run['permission'],
       snapshot: row.snapshot as Run['snapshot'],
-      fields: row.runFields as Run['fields'],
       requesterEmail: row.requesterEmail as string | null,
       requesterUsername: row.requesterUsername as string,
       leaseId: row.leaseId as string | null,

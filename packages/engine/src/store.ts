@@ -14,32 +14,9 @@ const { join, raw, sql } = Prisma
  * are those model queries return, and a statement prepared once per connection keeps its shape across migrations
  * (unlike `*`).
  */
-const columnList = (fields: Record<string, string>) => (alias?: string, except: ReadonlySet<string> = new Set()) =>
-  raw(
-    Object.values(fields)
-      .filter((c) => !except.has(c))
-      .map((c) => `${alias ? `${alias}.` : ''}"${c}"`)
-      .join(', '),
-  )
+const columnList = (fields: Record<string, string>) => (alias?: string) => raw(Object.values(fields).map((c) => `${alias ? `${alias}.` : ''}"${c}"`).join(', '))
 export const runColumns = columnList(Prisma.RunScalarFieldEnum)
 export const runEventColumns = columnList(Prisma.RunEventScalarFieldEnum)
-
-/**
- * Every column of the run as `<prefix><column>` (`r."id" AS "run_id", …`), for a read that selects another model's
- * too; but those in `except`, which the read selects under other names already (the caller puts them in the run).
- */
-export const runColumnsPrefixed = (alias: string, prefix: string, except: ReadonlySet<string> = new Set()) =>
-  raw(
-    Object.values(Prisma.RunScalarFieldEnum)
-      .filter((c) => !except.has(c))
-      .map((c) => `${alias}."${c}" AS "${prefix}${c}"`)
-      .join(', '),
-  )
-
-/** The run of a row read with {@link runColumnsPrefixed}. */
-export function prefixedRun(row: Readonly<Record<string, unknown>>, prefix: string): Run {
-  return Object.fromEntries(Object.values(Prisma.RunScalarFieldEnum).map((c) => [c, row[`${prefix}${c}`]])) as unknown as Run
-}
 
 /** The event of a row that selected {@link runEventColumns} among others. */
 export function eventOf(row: Readonly<Record<string, unknown>>): RunEvent {
@@ -156,15 +133,14 @@ export interface Completed {
   /** The id of the event appended after it ({@link CompleteAlso.next}). */
   readonly nextEventId: string | undefined
   /**
-   * In one statement with `also.run` and `also.next`: the appended event as stored, and the run as the statement left
-   * it — but its large columns ({@link LARGE_RUN_COLUMNS}), which a completion never changes.
+   * In one statement with `also.run` and `also.next`: the appended event as stored, and where the run stands as the
+   * statement left it ({@link AFTER_RUN_COLUMNS}).
    */
-  readonly after?: { readonly next: RunEvent; readonly run: Omit<Run, LargeRunColumn> }
+  readonly after?: { readonly next: RunEvent; readonly run: Pick<Run, (typeof AFTER_RUN_COLUMNS)[number]> }
 }
 
-/** The run's columns that a completion never writes and that are large (the caller has them already). */
-export const LARGE_RUN_COLUMNS: ReadonlySet<string> = new Set(['fields', 'context', 'snapshot'] satisfies LargeRunColumn[])
-type LargeRunColumn = 'fields' | 'context' | 'snapshot'
+/** What {@link Completed.after} says of the run: what the next step decides on. */
+const AFTER_RUN_COLUMNS = ['status', 'version', 'permission'] as const satisfies ReadonlyArray<keyof Run>
 
 /**
  * Completes a pending event exactly once, with what the step changes on its run and its grant ({@link CompleteAlso}),
@@ -224,7 +200,7 @@ export async function completeEvent(tx: Sql, eventId: string, outcome: EventOutc
     ctes.push(sql`m AS (
       UPDATE "Run" SET ${join(runSets, ', ')}
       WHERE "id" = ${run.id}::uuid AND "version" = ${run.version} AND "status" = ${run.status}::"RunStatus" AND EXISTS (SELECT 1 FROM e)
-      RETURNING ${returnsAfter ? runColumns(undefined, LARGE_RUN_COLUMNS) : sql`1`})`)
+      RETURNING ${returnsAfter ? raw(AFTER_RUN_COLUMNS.map((c) => `"${c}"`).join(', ')) : sql`1`})`)
   }
   const { grant, lease, chain } = also
   if (chain?.links.length) {
@@ -262,14 +238,16 @@ export async function completeEvent(tx: Sql, eventId: string, outcome: EventOutc
     ctes.push(sql`staged AS (${stageAuditSql(completed, buildLogEntry(completed), sql`AND EXISTS (SELECT 1 FROM e)`)})`)
     if (nextInsert) ctes.push(sql`nx AS (${nextInsert})`)
     const after = returnsAfter
-      ? sql`, ${runEventColumns('nx')}, ${runColumnsPrefixed('m', 'run_', LARGE_RUN_COLUMNS)} FROM (SELECT 1) AS one LEFT JOIN nx ON true LEFT JOIN m ON true`
+      ? sql`, ${runEventColumns('nx')}, ${raw(AFTER_RUN_COLUMNS.map((c) => `m."${c}" AS "run_${c}"`).join(', '))} FROM (SELECT 1) AS one LEFT JOIN nx ON true LEFT JOIN m ON true`
       : Prisma.empty
     const [row] = await tx.query<{ done: number; moved: number | null } & Record<string, unknown>>(
       sql`WITH ${join(ctes, ', ')} SELECT (SELECT count(*)::int FROM e) AS "done", ${moved} AS "moved"${after}`,
     )
     if (row?.done === 1) {
       if (run && row.moved !== 1) throw new Error(`run ${run.id} was locked at version ${run.version} yet not updated`)
-      return returnsAfter && row.id ? { nextEventId, after: { next: eventOf(row), run: prefixedRun(row, 'run_') } } : { nextEventId }
+      return returnsAfter && row.id
+        ? { nextEventId, after: { next: eventOf(row), run: { status: row.run_status as Run['status'], version: row.run_version as number, permission: row.run_permission as Run['permission'] } } }
+        : { nextEventId }
     }
     // Nothing written: the event is done, or the run moved on (a fresh read says which).
     const [now] = await tx.query<{ status: string; version: number; runStatus: string }>(sql`
