@@ -63,6 +63,12 @@ describe('400: a bad body names the field and changes nothing', () => {
     expect(err(noIntegration).errors).toEqual([{ field: 'integration_id', message: 'this strategy type requires an integration; set integration_id' }])
     const http = await call(h, 'POST', 'entities/access-strategies', { body: { type: 'http', slug: 'web', integration_id: '<null>', targets: [g.oktaTarget.id], settings: { url: 'https://access.example.com/sym' } } })
     expect(http.status).toBe(201)
+    // A URL naming a cloud metadata address is refused when it is configured, not at the first escalation.
+    const metadata = await call(h, 'POST', 'entities/access-strategies', { body: { type: 'http', slug: 'meta', integration_id: '<null>', targets: [g.oktaTarget.id], settings: { url: 'http://169.254.169.254/latest/meta-data/' } } })
+    expect(err(metadata).errors).toEqual([{ field: 'settings.url', message: 'must not point at a link-local, metadata or reserved address (169.254.169.254)' }])
+    const logs = await call(h, 'POST', 'entities/log-destinations', { body: { type: 'http', integration_id: '<null>', settings: { url: 'logs.example.com/sym' } } })
+    expect(err(logs).errors).toEqual([{ field: 'settings.url', message: 'must be an absolute http:// or https:// URL' }])
+    expect((await call(h, 'GET', 'entities/access-strategies?slug=meta')).body).toEqual([])
     const setting = await call(h, 'POST', 'entities/access-targets', { body: { type: 'okta_group', slug: 'x', settings: {} } })
     expect(err(setting).errors).toEqual([{ field: 'settings.group_id', message: 'is required for type "okta_group"' }])
     const keys = await call(h, 'POST', 'entities/environments', { body: { slug: 'e2', integrations: { Slack: g.slack.id } } })

@@ -4,8 +4,9 @@
  * (so a name that resolves, or later re-resolves, to a forbidden address is refused too).
  *
  * - Always refused: link-local (169.254.0.0/16, fe80::/10) — cloud metadata services (169.254.169.254,
- *   fd00:ec2::254) live there —, "this network" (0.0.0.0/8, ::), 192.0.0.0/24, multicast and reserved ranges. No
- *   setting allows them: flow and strategy code has no business with a host's instance credentials.
+ *   fd00:ec2::254) live there —, "this network" (0.0.0.0/8, ::), 192.0.0.0/24, multicast and reserved ranges
+ *   (`isReservedAddress`, shared with settings validation). No setting allows them: flow and strategy code has no
+ *   business with a host's instance credentials.
  * - Refused unless the operator allows private networks (`OPENSYM_ALLOW_PRIVATE_NETWORKS=true`): loopback,
  *   RFC 1918, carrier-grade NAT (100.64.0.0/10), benchmarking (198.18.0.0/15) and unique-local IPv6 (fc00::/7).
  *   Self-hosters whose strategies call internal services turn it on; a shared deployment leaves it off.
@@ -19,6 +20,7 @@ import { Agent as HttpAgent, request as httpRequest, type ClientRequest, type In
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https'
 import { BlockList, isIP } from 'node:net'
 import { Readable } from 'node:stream'
+import { isReservedAddress } from '@opensym/provider-schema'
 
 export interface OutboundPolicy {
   /** Loopback and private ranges may be reached (link-local and metadata addresses never). */
@@ -43,21 +45,6 @@ export class OutboundBlockedError extends Error {
   readonly code = 'ERR_OUTBOUND_BLOCKED'
 }
 
-const always = new BlockList()
-for (const [net, bits] of [
-  ['0.0.0.0', 8],
-  ['169.254.0.0', 16],
-  ['192.0.0.0', 24],
-  ['224.0.0.0', 4],
-  ['240.0.0.0', 4],
-] as const) always.addSubnet(net, bits, 'ipv4')
-for (const [net, bits] of [
-  ['::', 128],
-  ['fe80::', 10],
-  ['fd00:ec2::254', 128],
-  ['ff00::', 8],
-] as const) always.addSubnet(net, bits, 'ipv6')
-
 const privateNets = new BlockList()
 for (const [net, bits] of [
   ['127.0.0.0', 8],
@@ -77,7 +64,7 @@ export function addressRefusal(address: string, policy: OutboundPolicy): string 
   const family = isIP(address)
   if (family === 0) return 'not an IP address'
   const type = family === 4 ? 'ipv4' : 'ipv6'
-  if (always.check(address, type)) return 'a link-local, metadata or reserved address'
+  if (isReservedAddress(address)) return 'a link-local, metadata or reserved address'
   if (!policy.allowPrivateNetworks && privateNets.check(address, type)) return 'a loopback or private address (set OPENSYM_ALLOW_PRIVATE_NETWORKS=true to allow them)'
   return undefined
 }

@@ -119,7 +119,8 @@ export interface SettingDef {
   readonly description: string
   /**
    * What a set value must look like (settings values are strings):
-   * - `http_url`: an absolute `http://` or `https://` URL with a host and without `user:password@`;
+   * - `http_url`: an absolute `http://` or `https://` URL with a host and without `user:password@`, whose host is not
+   *   a link-local, metadata or reserved IP address (derive/addresses.ts);
    * - `uuid`: the id of another entity (e.g. a `sym_secret`);
    * - `integer`: a whole number within `range` (inclusive).
    */

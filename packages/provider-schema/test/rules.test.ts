@@ -83,6 +83,31 @@ describe('validateEntityRules', () => {
     expect(validateEntityRules(resources.strategy, { type: 'okta', slug: 's', integration_id: U1, targets: [U1] })).toEqual([])
   })
 
+  it('refuses http URLs that name a link-local, metadata or reserved address, however the address is written', () => {
+    const problem = (url: string) => validateEntityRules(resources.strategy, { type: 'http', slug: 's', integration_id: '<null>', targets: [U1], settings: { url } })
+    for (const [url, host] of [
+      ['http://169.254.169.254/latest/meta-data/', '169.254.169.254'],
+      ['http://0251.0376.0251.0376/', '169.254.169.254'],
+      ['http://2852039166/', '169.254.169.254'],
+      ['http://[fd00:ec2::254]/', 'fd00:ec2::254'],
+      ['http://[::ffff:169.254.169.254]/', '::ffff:a9fe:a9fe'],
+      ['https://[fe80::1]:8443/grant', 'fe80::1'],
+      ['http://0.0.0.0:8080/', '0.0.0.0'],
+      ['http://224.0.0.1/', '224.0.0.1'],
+    ]) {
+      expect(problem(url!)).toEqual([{ field: 'settings.url', message: `must not point at a link-local, metadata or reserved address (${host})` }])
+    }
+    // Private networks and names are the deployment's business (names are checked on connect).
+    for (const url of ['http://10.0.0.5/grant', 'http://192.168.1.10:8080/', 'http://[fc00::1]/', 'http://metadata.google.internal/']) expect(problem(url)).toEqual([])
+  })
+
+  it("checks an http log destination's url like the http strategy's", () => {
+    const log = (url: string) => validateEntityRules(resources.log_destination, { type: 'http', integration_id: '<null>', settings: { url } })
+    expect(log('https://logs.example.com/sym')).toEqual([])
+    expect(log('logs.example.com/sym')).toEqual([{ field: 'settings.url', message: 'must be an absolute http:// or https:// URL' }])
+    expect(log('http://169.254.169.254/')).toEqual([{ field: 'settings.url', message: 'must not point at a link-local, metadata or reserved address (169.254.169.254)' }])
+  })
+
   it('knows the env secret source', () => {
     expect(resources.secret_source.attributes.type.allowedValues).toEqual(['aws_secrets_manager', 'env'])
     expect(ENV_SECRET_PREFIX).toBe('OPENSYM_SECRET_')

@@ -4,6 +4,7 @@
  * body normalisation and reference walk the API needs. Pure functions: the API answers 400 with these
  * errors, and the provider can run the same checks at plan time.
  */
+import { isReservedAddress } from './addresses.js'
 import type { AttributeDef, BlockDef, EntityKind, ResourceDef, SettingDef } from '../dsl.js'
 import { resourceList } from '../catalog.js'
 import { jsonName } from './api.js'
@@ -186,6 +187,9 @@ function settingFormatProblem(def: SettingDef, value: string): string | undefine
       }
       if ((url.protocol !== 'http:' && url.protocol !== 'https:') || !url.hostname) return 'must be an absolute http:// or https:// URL'
       if (url.username || url.password) return 'must not contain credentials (user:password@)'
+      // The URL parser has normalised the host (octal, hex and integer IPv4 forms become dotted quads).
+      const host = url.hostname.replace(/^\[(.*)\]$/, '$1')
+      if (isReservedAddress(host)) return `must not point at a link-local, metadata or reserved address (${host})`
       return undefined
     }
     case 'uuid':

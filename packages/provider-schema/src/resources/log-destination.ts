@@ -53,7 +53,7 @@ export const logDestination = resource({
         kinesis_data_stream: { stream_name: { required: true, description: 'Name of the Kinesis data stream.' } },
         segment: { stream_name: { required: false, description: 'A unique name for this destination.' } },
         http: {
-          url: { required: true, description: 'The URL each audit entry is POSTed to as JSON.' },
+          url: { required: true, format: 'http_url', description: 'The `http://` or `https://` URL each audit entry is POSTed to as JSON.' },
           hmac_secret_id: { required: false, description: 'A `sym_secret` ID: the body is signed with HMAC-SHA256 (`X-Sym-Timestamp`, `X-Sym-Signature: sha256=…`).' },
           headers_secret_id: { required: false, description: 'A `sym_secret` ID whose value is a JSON object of extra headers (e.g. `Authorization`).' },
         },
