@@ -51,6 +51,7 @@ export function logReporter(logger: EngineLogger): ErrorReporter {
 export type PermissionResolver = (run: {
   readonly id: string
   readonly requesterId: string
+  /** The run's snapshot without implementation sources (`flow.implementation`, `strategy.implementation`). */
   readonly snapshot: RunSnapshot
   /** `Run.permission` as stored; null until the request is routed. */
   readonly permission: unknown

@@ -269,12 +269,13 @@ export class RunService {
 
   /**
    * What a decision or a revoke checks before it writes, in one statement: only the columns they read, since every
-   * run's approval reads it (the run's other columns, its requester and org are {@link findRun}'s, for `getRun`).
+   * run's approval reads it (the run's other columns, its requester and org are {@link findRun}'s, for `getRun`), and
+   * its snapshot without the flow's and strategy's implementation sources, which can be large and no check reads.
    */
   private async findRunToDecide(p: Principal, runId: string): Promise<RunToDecide> {
     const [run] = UUID.test(runId)
       ? await this.db.sql.query<RunToDecide>(sql`
-          SELECT "id", "status", "requesterId", "snapshot", "permission" FROM "Run"
+          SELECT "id", "status", "requesterId", "snapshot" #- '{flow,implementation}' #- '{strategy,implementation}' AS "snapshot", "permission" FROM "Run"
           WHERE "id" = ${runId.toLowerCase()}::uuid AND "orgId" = ${p.orgId}::uuid`)
       : []
     if (!run || !this.mayRead(p, run.requesterId)) throw new EngineError('NOT_FOUND', `no run with id ${runId}`)

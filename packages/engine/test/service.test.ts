@@ -4,11 +4,12 @@
  * checked again on the locked run. No worker: the queues only record what would be enqueued.
  */
 import { createDb, Prisma, type Db } from '@opensym/db'
-import type { Principal } from '@opensym/domain'
+import { UNROUTED_PERMISSION, type Principal } from '@opensym/domain'
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
 import { FLOW_FOR_REQUEST, flowParams, snapshotOf } from '../src/flows.js'
 import type { EngineQueues } from '../src/queues.js'
 import { loadRequestContext, RunService } from '../src/service.js'
+import type { RunSnapshot } from '../src/snapshot.js'
 import { createFlow, eventually, orgWithPrincipals, type FlowFixture, type OrgPrincipals } from './fixtures.js'
 
 const { sql } = Prisma
@@ -165,6 +166,20 @@ describe('decide', () => {
     expect(events.find((e) => e.id === approved.event_id)).toMatchObject({ name: 'approve', actorId: o.admin.userId, submittedById: null, channel: 'api', fields: {}, status: 'pending' })
     expect(events.find((e) => e.id === denied.event_id)).toMatchObject({ name: 'deny', actorId: o.bot.userId, fields: { decision_message: 'no' } })
     expect(enqueued).toEqual(expect.arrayContaining([`approve:${approved.event_id}`, `deny:${denied.event_id}`]))
+  })
+
+  it('checks who may decide on the snapshot without implementation sources (large, and no check reads them)', async () => {
+    const seen: RunSnapshot[] = []
+    const checking = new RunService({ db, queues, permissions: (run) => (seen.push(run.snapshot), UNROUTED_PERMISSION) })
+    await db.flow.update({ where: { id: approvalOnly.flowId }, data: { implementation: `export async function onApprove() {}\n// ${'x'.repeat(20_000)}` } })
+    const { run_id } = await checking.createRequest(o.bot, { flow_srn: approvalOnly.flowSlug, flow_inputs: { reason: 'deploy' }, user_email: 'member@example.com' })
+    const stored = await db.run.findUniqueOrThrow({ where: { id: run_id } })
+    expect((stored.snapshot as unknown as RunSnapshot).flow.implementation).toContain('x'.repeat(20_000))
+    await checking.decide(o.admin, 'approve', { run_id })
+    const { implementation, ...flowRest } = (stored.snapshot as unknown as RunSnapshot).flow
+    expect(implementation).toBeDefined()
+    expect(seen).toEqual([{ ...(stored.snapshot as unknown as RunSnapshot), flow: flowRest }])
+    await db.flow.update({ where: { id: approvalOnly.flowId }, data: { implementation: 'export {}' } })
   })
 
   it('gives a decision that waited for the run the seq after the events appended meanwhile', async () => {
