@@ -36,9 +36,9 @@ type LockedRunRow = { runVersion: number; runStatus: Run['status']; runDurationS
  * Creates the grant row if needed and locks it until the transaction ends — calls for one grant never overlap — then
  * locks the run `runId` and its event `eventId` (the order every step locks them in: grant, run, event), returning
  * the grant, the run as committed now ({@link LockedRun}) and the event's status (whether it is still pending under
- * these locks). One round trip: an insert that, on conflict, "updates" the existing row to itself, which locks it like `FOR UPDATE`
- * (waiting for a holder to commit); the run and the event are locked above the join that needs the grant's row, so
- * only after it, and as they are after any wait (a locked row is read again once its holder commits).
+ * these locks). One round trip: an insert that, on conflict, "updates" the existing row to itself, which locks it
+ * like `FOR UPDATE` (waiting for a holder to commit); the run and the event are locked above the join that needs the
+ * grant's row, so only after it, and as they are after any wait (a locked row is read again once its holder commits).
  */
 export async function lockGrantByKey(
   tx: Sql,
