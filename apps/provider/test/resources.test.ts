@@ -103,6 +103,11 @@ describe('validate', () => {
     const strategy = planned(resources.strategy, { type: 'okta', name: 's', targets: [] })
     expect(paths(sym(resources.strategy).validate(strategy))).toEqual(['error:integration_id'])
     expect(paths(sym(resources.target).validate(planned(resources.target, { type: 'okta_group', name: 't', settings: {} })))).toEqual(['error:settings["group_id"]'])
+    const metadata = planned(resources.strategy, { type: 'http', name: 'web', targets: [], settings: { url: 'http://169.254.169.254/latest/meta-data/' } })
+    const refused = sym(resources.strategy).validate(metadata)
+    expect(paths(refused)).toEqual(['error:settings["url"]'])
+    expect(refused[0]!.detail).toContain('must not point at a link-local, metadata or reserved address (169.254.169.254)')
+    expect(paths(sym(resources.log_destination).validate(planned(resources.log_destination, { type: 'http', settings: { url: 'logs.example.com/sym' } })))).toEqual(['error:settings["url"]'])
   })
 
   it('warns about vars that look like numbers or booleans, and allowed_values on target_id', () => {
